@@ -1,0 +1,5 @@
+// Every command the CLI knows, in the order `medtune --help` lists them.
+import type { Command } from '../command.ts';
+import { doctor } from './doctor.ts';
+
+export const COMMANDS: Command[] = [doctor];
