@@ -1,0 +1,6 @@
+/** An 8-bit RGB image, row-major, channels interleaved (HWC), as decoders hand it on. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
