@@ -35,9 +35,73 @@ export function parseJson(text: string, file: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     const message = (err as Error).message;
+    // V8 names the position for some errors only; otherwise a validating scan finds it.
     const pos = /position (\d+)/.exec(message);
-    const line = pos ? lineAt(text, Number(pos[1])) : undefined;
-    throw new DataError({ file, ...(line === undefined ? {} : { line }) }, `invalid JSON: ${message.replace(/^JSON\.parse: /, '')}`);
+    const offset = pos ? Number(pos[1]) : jsonErrorOffset(text);
+    const line = offset === null ? undefined : lineAt(text, offset);
+    const short = message.replace(/^JSON\.parse: /, '').replace(/, "[\s\S]*" is not valid JSON$/, '');
+    throw new DataError({ file, ...(line === undefined ? {} : { line }) }, `invalid JSON: ${short}`);
+  }
+}
+
+/** Offset of the first JSON syntax error (a small validating scanner), or null if none is found. */
+export function jsonErrorOffset(text: string): number | null {
+  let i = 0;
+  const n = text.length;
+  class Stop { constructor(readonly at: number) {} }
+  const ws = () => { while (i < n && ' \t\n\r\uFEFF'.includes(text[i]!)) i++; };
+  const fail = (): never => { throw new Stop(i); };
+  const literal = (word: string) => { if (text.startsWith(word, i)) i += word.length; else fail(); };
+  const string = () => {
+    i++;
+    while (i < n && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= n) fail();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; return; }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail();
+        string(); ws();
+        if (text[i] !== ':') fail();
+        i++; value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === '}') { i++; return; }
+        fail();
+      }
+    } else if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === ']') { i++; return; }
+        fail();
+      }
+    } else if (c === '"') string();
+    else if (c === 't') literal('true');
+    else if (c === 'f') literal('false');
+    else if (c === 'n') literal('null');
+    else {
+      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 64));
+      if (!m) fail();
+      i += m![0].length;
+    }
+  };
+  try {
+    value(); ws();
+    return i < n ? i : null;
+  } catch (e) {
+    if (e instanceof Stop) return e.at;
+    throw e;
   }
 }
 
