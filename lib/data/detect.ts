@@ -36,7 +36,7 @@ export function detectFormat(file: string): DatasetFormat {
   const trimmed = text.replace(/^\uFEFF/, '').trimStart();
   if (trimmed.startsWith('{') && ext === '.json') {
     const value = parseJson(text, file) as Record<string, unknown>;
-    const firstArray = Object.values(value).find(Array.isArray) as unknown[] | undefined;
+    const firstArray = Object.values(value).find((v) => Array.isArray(v) && v.length > 0) as unknown[] | undefined;
     const rec = firstArray?.[0] as Record<string, unknown> | undefined;
     if (rec && 'image_path' in rec && 'report' in rec) return 'report';
     throw new DataError({ file }, 'cannot tell the dataset format of this JSON object (expected annotation.json with splits of {id, image_path, report}); pass --format');

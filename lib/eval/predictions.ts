@@ -2,6 +2,7 @@
 // (`id` in conversation JSON, 'Image Index' in NIH CSVs, 'Path' in CheXpert). Text tasks carry
 // `prediction` (LLaVA's answer files with `question_id` and `text` are read too); classifiers
 // carry `scores`, one probability per label.
+import { renameSync, writeFileSync } from 'node:fs';
 import { DataError } from '../data/errors.ts';
 import { JsonFields, readJsonRecords } from '../data/json-source.ts';
 
@@ -49,4 +50,11 @@ export function matchPredictions<P>(predFile: string, refFile: string, refIds: r
   const extra = [...preds.keys()].filter((id) => !known.has(id));
   if (extra.length) throw new DataError({ file: predFile }, `${extra.length} predictions have ids not in ${refFile} (first: '${extra.slice(0, 3).join("', '")}')`);
   return refIds.map((id) => preds.get(id)!);
+}
+
+/** Writes predictions as JSON Lines atomically (temporary file, then rename). */
+export function writePredictions(file: string, records: readonly ({ id: string; prediction: string } | { id: string; scores: number[] })[]): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+  renameSync(tmp, file);
 }
