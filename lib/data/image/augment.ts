@@ -36,7 +36,7 @@ export function crop(img: RgbImage, top: number, left: number, height: number, w
     const s = ((top + y) * img.width + left) * 3;
     data.set(img.data.subarray(s, s + width * 3), y * width * 3);
   }
-  return { width, height, data };
+  return { width, height, data, ...(img.grey ? { grey: true } : {}) };
 }
 
 export function flipHorizontal(img: RgbImage): RgbImage {
@@ -50,7 +50,7 @@ export function flipHorizontal(img: RgbImage): RgbImage {
       data[d + 2] = img.data[s + 2]!;
     }
   }
-  return { width: img.width, height: img.height, data };
+  return { width: img.width, height: img.height, data, ...(img.grey ? { grey: true } : {}) };
 }
 
 /** torchvision RandomResizedCrop.get_params: the crop box. */

@@ -24,19 +24,30 @@ async function readBytes(file: string): Promise<Buffer> {
   }
 }
 
+/** Whether an RGB buffer is grey (X-rays saved as RGB); stops at the first coloured pixel. */
+function channelsEqual(rgb: Uint8Array): boolean {
+  for (let i = 0; i < rgb.length; i += 3) if (rgb[i] !== rgb[i + 1] || rgb[i] !== rgb[i + 2]) return false;
+  return true;
+}
+
 /** Decodes encoded image bytes (any format sharp reads) to RGB. */
 export async function decodeEncoded(bytes: Uint8Array, file: string): Promise<RgbImage> {
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: 2 ** 28 })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels === 3) return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+    const image = sharp(bytes, { failOn: 'error', limitInputPixels: 2 ** 28 });
+    const meta = await image.metadata();
+    // Grey sources (with or without alpha) stay one plane until the end: replicated to RGB here,
+    // flagged so resizing can work on a single plane.
+    const greySource = (meta.channels ?? 3) <= 2 && meta.space !== 'cmyk';
+    const pipeline = image.removeAlpha().toColourspace(greySource ? 'b-w' : 'srgb').raw({ depth: 'uchar' });
+    const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
+    if (info.channels === 3) {
+      const rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      return { width: info.width, height: info.height, data: rgb, ...(channelsEqual(rgb) ? { grey: true } : {}) };
+    }
     if (info.channels === 1) {
       const rgb = new Uint8Array(info.width * info.height * 3);
       for (let i = 0; i < info.width * info.height; i++) rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = data[i]!;
-      return { width: info.width, height: info.height, data: rgb };
+      return { width: info.width, height: info.height, data: rgb, grey: true };
     }
     throw new Error(`unexpected ${info.channels} channels after conversion to RGB`);
   } catch (err) {

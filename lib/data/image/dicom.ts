@@ -166,7 +166,7 @@ export function dicomToRgb(px: DicomPixels): RgbImage {
     if (invert) g = 255 - g;
     data[i * 3] = data[i * 3 + 1] = data[i * 3 + 2] = g;
   }
-  return { width: px.width, height: px.height, data };
+  return { width: px.width, height: px.height, data, grey: true };
 }
 
 export function decodeDicom(bytes: Uint8Array, file: string, opts: DicomDecodeOptions = {}): RgbImage {

@@ -131,7 +131,7 @@ export function centerCrop(img: RgbImage, height: number, width: number): RgbIma
     const lp = Math.ceil((nw - img.width) / 2);
     const data = new Uint8Array(nh * nw * 3);
     for (let y = 0; y < img.height; y++) data.set(img.data.subarray(y * img.width * 3, (y + 1) * img.width * 3), ((y + tp) * nw + lp) * 3);
-    src = { width: nw, height: nh, data };
+    src = { width: nw, height: nh, data, ...(img.grey ? { grey: true } : {}) };
     top += tp;
     left += lp;
   }
@@ -140,7 +140,7 @@ export function centerCrop(img: RgbImage, height: number, width: number): RgbIma
     const s = ((top + y) * src.width + left) * 3;
     out.set(src.data.subarray(s, s + width * 3), y * width * 3);
   }
-  return { width, height, data: out };
+  return { width, height, data: out, ...(img.grey ? { grey: true } : {}) };
 }
 
 /** The 8-bit image after padding, resizing and cropping, before rescale/normalize. */

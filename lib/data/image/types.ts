@@ -3,4 +3,6 @@ export interface RgbImage {
   width: number;
   height: number;
   data: Uint8Array;
+  /** All three channels are equal (a greyscale source): lets resizing work on one plane. */
+  grey?: boolean;
 }
