@@ -6,7 +6,7 @@ import { DataError } from './errors.ts';
 import { augment, Rng, type AugmentOptions } from './image/augment.ts';
 import { decodeImage } from './image/decode.ts';
 import type { DicomDecodeOptions } from './image/dicom.ts';
-import { geometric, toPixelValues, type ImagePreprocessor } from './image/preprocess.ts';
+import { geometric, preprocessImageAsync, toPixelValues, type ImagePreprocessor } from './image/preprocess.ts';
 import { PrefetchLoader, type LoaderOptions } from './loader.ts';
 import type { VlmExampleBuilder } from './text/vlm-examples.ts';
 import type { ClassificationExample, ConversationExample, SourceRef } from './types.ts';
@@ -38,11 +38,12 @@ export async function loadPixels(image: string, source: SourceRef, opts: ImagePi
   }
   const p = opts.preprocessor;
   const aug = opts.augment;
+  if (!aug || !rng) return preprocessImageAsync(img, p);
   let g;
-  if (aug?.randomResizedCrop && rng) g = augment(img, aug, rng);
+  if (aug.randomResizedCrop) g = augment(img, aug, rng);
   else {
     g = geometric(img, p);
-    if (aug?.horizontalFlip && rng) g = augment(g, { horizontalFlip: true }, rng);
+    if (aug.horizontalFlip) g = augment(g, { horizontalFlip: true }, rng);
   }
   return { data: toPixelValues(g, p), shape: [3, g.height, g.width] };
 }

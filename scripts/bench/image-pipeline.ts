@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { decodeImage } from '../../lib/data/image/decode.ts';
-import { preprocessImage, preprocessorFromConfig, shortestEdgeSize } from '../../lib/data/image/preprocess.ts';
+import { preprocessImage, preprocessImageAsync, preprocessorFromConfig, shortestEdgeSize } from '../../lib/data/image/preprocess.ts';
 import { resizeLikePil } from '../../lib/data/image/resample.ts';
 import { PrefetchLoader } from '../../lib/data/loader.ts';
 import { collatePixels } from '../../lib/data/collate.ts';
@@ -62,7 +62,7 @@ async function timeSerial(files: string[]): Promise<number> {
 }
 
 async function timeLoader(files: string[]): Promise<number> {
-  const loader = new PrefetchLoader(files, async (f) => preprocessImage(await decodeImage(f), pre), (xs) => ({ pixel_values: collatePixels(xs) }), { batchSize: 16, prefetch: 2, concurrency: 8 });
+  const loader = new PrefetchLoader(files, async (f) => preprocessImageAsync(await decodeImage(f), pre), (xs) => ({ pixel_values: collatePixels(xs) }), { batchSize: 16, prefetch: 2, concurrency: 8 });
   const t0 = performance.now();
   let n = 0;
   for (let r = 0; r < repeats; r++) {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { decodeImage } from '../../lib/data/image/decode.ts';
 import { readDicomPixels } from '../../lib/data/image/dicom.ts';
-import { loadPreprocessor, padToSquare, preprocessImage, shortestEdgeSize } from '../../lib/data/image/preprocess.ts';
+import { geometric, loadPreprocessor, preprocessImage, preprocessImageAsync, preprocessorFromConfig, shortestEdgeSize } from '../../lib/data/image/preprocess.ts';
 import { resizeLikePil } from '../../lib/data/image/resample.ts';
 import { DataError } from '../../lib/data/errors.ts';
 import { cachedFixture } from '../helpers/python.ts';
@@ -34,6 +34,7 @@ describe('image preprocessing equals transformers (PIL backend) within 1/255', (
       for (const [config, shape] of Object.entries(entry.outputs)) {
         const p = loadPreprocessor(join(dir, 'configs', config.replace('-pad', '')), { aspect: config.endsWith('-pad') ? 'pad' : 'none' });
         const out = preprocessImage(img, p);
+        assert.deepEqual(Array.from((await preprocessImageAsync(img, p)).data), Array.from(out.data), 'async (thread pool) equals sync');
         assert.deepEqual(out.shape, shape, `${config} shape`);
         const ref = f32(join(dir, 'ref', `${entry.name}.${config}.f32`));
         const plane = shape[1]! * shape[2]!;
@@ -87,10 +88,15 @@ describe('geometry by hand', () => {
   });
   it('pad to square centres the image on int(mean * 255)', () => {
     const img = { width: 1, height: 3, data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]) };
-    const sq = padToSquare(img, [0.48145466, 0.4578275, 0.40821073]);
+    const p = { ...preprocessorFromConfig({ image_processor_type: 'CLIPImageProcessor' }, 'x', { aspect: 'pad' }), doResize: false, doCenterCrop: false };
+    const sq = geometric(img, p);
     assert.equal(sq.width, 3);
     // row 0: [fill, px0, fill]
     assert.deepEqual([...sq.data.subarray(0, 9)], [122, 116, 104, 1, 2, 3, 122, 116, 104]);
+  });
+  it('bad native arguments are TypeErrors naming the argument', () => {
+    assert.throws(() => resizeLikePil({ width: 4, height: 4, data: new Uint8Array(5) }, 2, 2, 'bicubic'), /imagePreprocess\(\): argument 1: 5 bytes for a 4x4x3 image \(48 expected\)/);
+    assert.throws(() => resizeLikePil({ width: 2, height: 2, data: new Uint8Array(12) }, 2, 3, 'cubic' as never), /unknown filter 'cubic'/);
   });
   it('resizing a constant image keeps it constant', () => {
     const data = new Uint8Array(50 * 30 * 3).fill(200);

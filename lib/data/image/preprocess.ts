@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { DataError } from '../errors.ts';
 import { parseJson } from '../json-source.ts';
-import { PIL_RESAMPLE, resizeLikePil, type ResampleFilter } from './resample.ts';
+import { nativePart } from '../../torch/native.ts';
+import type { DataAddon, NativeImagePlan } from '../native-types.ts';
+import { PIL_RESAMPLE, nativeInput, type ResampleFilter } from './resample.ts';
 import type { RgbImage } from './types.ts';
 
 export type SizeSpec = { shortestEdge: number } | { height: number; width: number };
@@ -93,25 +95,6 @@ export function loadPreprocessor(pathOrDir: string, opts: { aspect?: 'none' | 'p
   return preprocessorFromConfig(config as Record<string, unknown>, file, opts);
 }
 
-/** LLaVA's expand2square: the image centred on a square of colour int(mean * 255). */
-export function padToSquare(img: RgbImage, mean: readonly number[]): RgbImage {
-  if (img.width === img.height) return img;
-  const side = Math.max(img.width, img.height);
-  const fill = mean.map((m) => Math.trunc(m * 255));
-  const data = new Uint8Array(side * side * 3);
-  for (let i = 0; i < side * side; i++) {
-    data[i * 3] = fill[0]!;
-    data[i * 3 + 1] = fill[1]!;
-    data[i * 3 + 2] = fill[2]!;
-  }
-  const x0 = img.width > img.height ? 0 : Math.floor((side - img.width) / 2);
-  const y0 = img.width > img.height ? Math.floor((side - img.height) / 2) : 0;
-  for (let y = 0; y < img.height; y++) {
-    data.set(img.data.subarray(y * img.width * 3, (y + 1) * img.width * 3), ((y + y0) * side + x0) * 3);
-  }
-  return { width: side, height: side, data };
-}
-
 /** transformers' get_resize_output_image_size(default_to_square=False): short edge to `size`. */
 export function shortestEdgeSize(width: number, height: number, size: number): { width: number; height: number } {
   const [short, long] = width <= height ? [width, height] : [height, width];
@@ -119,69 +102,63 @@ export function shortestEdgeSize(width: number, height: number, size: number): {
   return width <= height ? { width: size, height: newLong } : { width: newLong, height: size };
 }
 
-/** transformers' center_crop, zero-padding when the crop is larger than the image. */
-export function centerCrop(img: RgbImage, height: number, width: number): RgbImage {
-  let top = Math.floor((img.height - height) / 2);
-  let left = Math.floor((img.width - width) / 2);
-  let src = img;
-  if (top < 0 || left < 0 || top + height > img.height || left + width > img.width) {
-    const nh = Math.max(height, img.height);
-    const nw = Math.max(width, img.width);
-    const tp = Math.ceil((nh - img.height) / 2);
-    const lp = Math.ceil((nw - img.width) / 2);
-    const data = new Uint8Array(nh * nw * 3);
-    for (let y = 0; y < img.height; y++) data.set(img.data.subarray(y * img.width * 3, (y + 1) * img.width * 3), ((y + tp) * nw + lp) * 3);
-    src = { width: nw, height: nh, data, ...(img.grey ? { grey: true } : {}) };
-    top += tp;
-    left += lp;
+/** The native plan for one image: sizes worked out here exactly as transformers does. */
+export function planFor(img: { width: number; height: number }, p: ImagePreprocessor, opts: { normalize?: boolean } = {}): NativeImagePlan {
+  let w = img.width;
+  let h = img.height;
+  const plan: NativeImagePlan = { filter: p.resample };
+  if (p.aspect === 'pad' && w !== h) {
+    plan.padFill = p.imageMean.map((m) => Math.trunc(m * 255)) as [number, number, number];
+    w = h = Math.max(w, h);
   }
-  const out = new Uint8Array(height * width * 3);
-  for (let y = 0; y < height; y++) {
-    const s = ((top + y) * src.width + left) * 3;
-    out.set(src.data.subarray(s, s + width * 3), y * width * 3);
+  if (p.doResize) {
+    const target = 'shortestEdge' in p.size ? shortestEdgeSize(w, h, p.size.shortestEdge) : p.size;
+    if (target.width !== w || target.height !== h) plan.resize = [target.width, target.height];
   }
-  return { width, height, data: out, ...(img.grey ? { grey: true } : {}) };
+  if (p.doCenterCrop) plan.crop = [p.cropSize.height, p.cropSize.width];
+  if (opts.normalize ?? true) {
+    if (p.doRescale) plan.rescale = p.rescaleFactor;
+    if (p.doNormalize) {
+      plan.mean = [...p.imageMean];
+      plan.std = [...p.imageStd];
+    }
+  }
+  return plan;
 }
 
 /** The 8-bit image after padding, resizing and cropping, before rescale/normalize. */
 export function geometric(img: RgbImage, p: ImagePreprocessor): RgbImage {
-  let out = p.aspect === 'pad' ? padToSquare(img, p.imageMean) : img;
-  if (p.doResize) {
-    const target = 'shortestEdge' in p.size ? shortestEdgeSize(out.width, out.height, p.size.shortestEdge) : p.size;
-    out = resizeLikePil(out, target.width, target.height, p.resample);
-  }
-  if (p.doCenterCrop) out = centerCrop(out, p.cropSize.height, p.cropSize.width);
-  return out;
+  const { pixels, channels } = nativeInput(img);
+  const out = nativePart<DataAddon>().imagePreprocess(pixels, img.width, img.height, channels, planFor(img, p, { normalize: false }), false);
+  const grey = img.grey && !(p.aspect === 'pad' && img.width !== img.height);
+  return { width: out.width, height: out.height, data: out.data, ...(grey ? { grey: true } : {}) };
 }
 
 /**
- * Rescale and normalize to float32 CHW, in the same float32 arithmetic as numpy in transformers
- * (rescale in float64 then cast, normalize in float32).
+ * Rescale and normalize an already resized image to float32 CHW, in numpy's float32 arithmetic
+ * as transformers (rescale in float64 then cast, normalize in float32).
  */
 export function toPixelValues(img: RgbImage, p: ImagePreprocessor): Float32Array {
-  const n = img.width * img.height;
-  const out = new Float32Array(3 * n);
-  const f = Math.fround;
-  for (let c = 0; c < 3; c++) {
-    const mean = f(p.imageMean[c]!);
-    const std = f(p.imageStd[c]!);
-    for (let i = 0; i < n; i++) {
-      let v = img.data[i * 3 + c]!;
-      if (p.doRescale) v = f(v * p.rescaleFactor);
-      if (p.doNormalize) v = f(f(v - mean) / std);
-      out[c * n + i] = v;
-    }
-  }
-  return out;
+  const { pixels, channels } = nativeInput(img);
+  const plan = planFor(img, { ...p, aspect: 'none', doResize: false, doCenterCrop: false });
+  return nativePart<DataAddon>().imagePreprocess(pixels, img.width, img.height, channels, plan, true).data;
 }
 
-/** Output [channels, height, width] for a preprocessed image. */
-export function outputShape(img: RgbImage): [number, number, number] {
-  return [3, img.height, img.width];
+export interface PixelValues {
+  data: Float32Array;
+  shape: [number, number, number];
 }
 
-/** The full pipeline: pixel values (float32, CHW) and their shape. */
-export function preprocessImage(img: RgbImage, p: ImagePreprocessor): { data: Float32Array; shape: [number, number, number] } {
-  const g = geometric(img, p);
-  return { data: toPixelValues(g, p), shape: outputShape(g) };
+/** The full pipeline in one native call: pixel values (float32, CHW) and their shape. */
+export function preprocessImage(img: RgbImage, p: ImagePreprocessor): PixelValues {
+  const { pixels, channels } = nativeInput(img);
+  const out = nativePart<DataAddon>().imagePreprocess(pixels, img.width, img.height, channels, planFor(img, p), true);
+  return { data: out.data, shape: [3, out.height, out.width] };
+}
+
+/** preprocessImage on libuv's thread pool, so several images are prepared in parallel off the main thread. */
+export async function preprocessImageAsync(img: RgbImage, p: ImagePreprocessor): Promise<PixelValues> {
+  const { pixels, channels } = nativeInput(img);
+  const out = await nativePart<DataAddon>().imagePreprocessAsync(pixels, img.width, img.height, channels, planFor(img, p), true);
+  return { data: out.data, shape: [3, out.height, out.width] };
 }
