@@ -17,6 +17,7 @@ usage: make_tokenizers.py OUT_DIR
 """
 import json
 import os
+import shutil
 import sys
 
 import sentencepiece as spm
@@ -46,6 +47,17 @@ CHATML_PARTS_TEMPLATE = (
     "{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ '<image>' }}"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
     "{{ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# llava-hf/llava-1.5-7b-hf's template: content as typed parts, images first, {% generation %} blocks.
+LLAVA15_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}"
+    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}"
+    "{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
 
 TEST_STRINGS = [
@@ -203,10 +215,16 @@ def conv_example(tok, conv, template):
 def main(out):
     train_hf("bpe", os.path.join(out, "bpe"), MISTRAL_TEMPLATE, parts=False)
     train_hf("unigram", os.path.join(out, "unigram"), CHATML_PARTS_TEMPLATE, parts=True)
+    # The BPE tokenizer again, with the llava-1.5-hf template.
+    shutil.copytree(os.path.join(out, "bpe"), os.path.join(out, "bpe-llava15"))
+    cfg_file = os.path.join(out, "bpe-llava15", "tokenizer_config.json")
+    cfg = json.load(open(cfg_file))
+    cfg["chat_template"] = LLAVA15_TEMPLATE
+    json.dump(cfg, open(cfg_file, "w"), indent=1)
     train_spm(os.path.join(out, "spm"), legacy=False)
     train_spm(os.path.join(out, "spm-legacy"), legacy=True)
     ref = {"strings": TEST_STRINGS, "conversations": CONVERSATIONS, "tokenizers": {}}
-    for name in ("bpe", "unigram", "spm", "spm-legacy"):
+    for name in ("bpe", "unigram", "bpe-llava15", "spm", "spm-legacy"):
         tok = AutoTokenizer.from_pretrained(os.path.join(out, name))
         entry = {
             "class": type(tok).__name__,
@@ -215,8 +233,8 @@ def main(out):
             "decoded": [tok.decode(tok(s, add_special_tokens=False)["input_ids"]) for s in TEST_STRINGS],
             "vocab_size": len(tok),
         }
-        if name in ("bpe", "unigram"):
-            parts = name == "unigram"
+        if not name.startswith("spm"):
+            parts = name != "bpe"
             cfg = json.load(open(os.path.join(out, name, "config.json")))
             image_token = tok.convert_ids_to_tokens(cfg["image_token_index"])
             entry["chat_examples"] = [chat_example(tok, c, parts, image_token, cfg["image_seq_length"]) for c in CONVERSATIONS]

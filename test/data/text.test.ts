@@ -20,7 +20,7 @@ interface Example { input_ids: number[]; labels: number[]; text?: string }
 const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as {
   strings: string[];
   conversations: ConversationTurn[][];
-  tokenizers: Record<string, { class: string; with_special: number[][]; without_special: number[][]; decoded: string[]; vocab_size: number; chat_examples?: Example[]; conv_examples?: Record<string, Example[]> }>;
+  tokenizers: Record<string, { class?: string; with_special: number[][]; without_special: number[][]; decoded: string[]; vocab_size: number; chat_examples?: Example[]; conv_examples?: Record<string, Example[]> }>;
 };
 const asExample = (conversations: ConversationTurn[], i: number): ConversationExample => ({ id: `c${i}`, image: 'x.png', conversations, source: { file: 'mem', line: i + 1 } });
 
@@ -49,7 +49,7 @@ describe('tokenizers give transformers\' ids', () => {
 });
 
 describe('VLM training examples equal transformers\' apply_chat_template + tokenizer', () => {
-  for (const name of ['bpe', 'unigram']) {
+  for (const name of ['bpe', 'unigram', 'bpe-llava15']) {
     it(`${name}: prompt tokens and image tokens are -100, every assistant turn supervised`, async () => {
       const t = loadTokenizer(join(dir, name));
       const config = JSON.parse(readFileSync(join(dir, name, 'config.json'), 'utf8')) as Record<string, unknown>;

@@ -26,7 +26,7 @@ function compile(source: string): Template {
  * {'type': 'image'}, {'type': 'text', 'text': ...}) rather than as a string.
  */
 export function templateWantsParts(source: string): boolean {
-  return /\[\s*['"]type['"]\s*\]|\.type\b/.test(source);
+  return /\[\s*['"]type['"]\s*\]|\.type\b|selectattr\(\s*['"]type['"]/.test(source);
 }
 
 /** `<image>` markers in a string turned into typed parts, in order. */
