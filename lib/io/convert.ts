@@ -36,7 +36,7 @@ export async function convertTorchCheckpoint(input: string, outDir: string, opts
   await mkdir(outDir, { recursive: true });
   return tidy(async () => {
     const { tensors, report } = await loadTorchCheckpoint(input, opts);
-    await saveSafetensors(safetensors, tensors, { metadata: { format: 'pt', source: basename(input) } });
+    await saveSafetensors(safetensors, tensors, { format: 'pt', source: basename(input) });
     await writeTextAtomic(reportFile, `${JSON.stringify({ ...report, output: safetensors }, null, 2)}\n`);
     return { safetensors, reportFile, report };
   });

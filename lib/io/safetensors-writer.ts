@@ -5,8 +5,9 @@
 // name) so every tensor starts aligned to its element size. The write is atomic: a temporary
 // file in the target directory, fsync, then rename.
 //
-// This is a TypeScript writer for `medtune convert`; when the native safetensors I/O lands in
-// csrc/io, saveSafetensors() can forward to it without changing its callers.
+// This is a TypeScript writer for `medtune convert`. Its signature is the one of the native
+// writer being built in csrc/io (lib/models/safetensors.ts on the models branch), so callers can
+// switch to that one by changing the import.
 import type { DType } from '../torch/dtype.ts';
 import { dtypeSize } from '../torch/dtype.ts';
 import { tidy } from '../torch/scope.ts';
@@ -18,11 +19,6 @@ export const SAFETENSORS_DTYPE: Record<DType, string> = {
   uint8: 'U8', bool: 'BOOL',
 };
 
-export interface SafetensorsWriteOptions {
-  /** String-to-string metadata stored under __metadata__ (e.g. {format: 'pt'}). */
-  metadata?: Record<string, string>;
-}
-
 /** The raw little-endian bytes of a tensor in row-major order (a copy). */
 function tensorBytes(t: Tensor): Uint8Array {
   return tidy(() => {
@@ -33,9 +29,9 @@ function tensorBytes(t: Tensor): Uint8Array {
 }
 
 /** Builds the header for `entries` in the order given. */
-function header(entries: [string, Tensor][], metadata: Record<string, string> | undefined): Buffer {
+function header(entries: [string, Tensor][], metadata: Record<string, string>): Buffer {
   const head: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length) head['__metadata__'] = metadata;
+  if (Object.keys(metadata).length) head['__metadata__'] = metadata;
   let offset = 0;
   for (const [name, t] of entries) {
     const n = t.numel * dtypeSize(t.dtype);
@@ -51,19 +47,19 @@ function header(entries: [string, Tensor][], metadata: Record<string, string> | 
   return out;
 }
 
-/** Writes `tensors` to `file` as safetensors, atomically. */
-export async function saveSafetensors(file: string, tensors: Map<string, Tensor> | Record<string, Tensor>, opts: SafetensorsWriteOptions = {}): Promise<void> {
+/** Writes `tensors` to `file` as safetensors with string `metadata` (e.g. {format: 'pt'}), atomically. */
+export async function saveSafetensors(file: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): Promise<void> {
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   for (const [name, t] of entries) {
     if (!name || name === '__metadata__') throw new TypeError(`saveSafetensors: invalid tensor name ${JSON.stringify(name)}`);
     if (!(t.dtype in SAFETENSORS_DTYPE)) throw new TypeError(`saveSafetensors: tensor ${name} has dtype ${t.dtype}, which safetensors cannot store`);
   }
-  for (const [k, v] of Object.entries(opts.metadata ?? {}))
+  for (const [k, v] of Object.entries(metadata))
     if (typeof v !== 'string') throw new TypeError(`saveSafetensors: metadata ${k} must be a string`);
   entries.sort(([a, ta], [b, tb]) => dtypeSize(tb.dtype) - dtypeSize(ta.dtype) || (a < b ? -1 : a > b ? 1 : 0));
 
   await writeFileAtomic(file, async (fh) => {
-    await writeAll(fh, header(entries, opts.metadata));
+    await writeAll(fh, header(entries, metadata));
     for (const [, t] of entries) await writeAll(fh, tensorBytes(t));
   });
 }

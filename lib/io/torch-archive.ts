@@ -6,6 +6,7 @@
 //    each storage as an int64 element count followed by its raw bytes.
 // Opening an archive runs the pickle (restricted, see torch-pickle.ts) and locates every storage
 // it references; the bytes of a storage are read only when asked for, once.
+import { constants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32, inflateRawSync } from 'node:zlib';
 import { CheckpointError } from './errors.ts';
@@ -60,7 +61,8 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
   const buf = Buffer.allocUnsafe(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    // One read() call moves at most 2 GiB.
+    const { bytesRead } = await fh.read(buf, done, Math.min(length - done, 1 << 30), position + done);
     if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
@@ -115,6 +117,8 @@ function archive(fh: FileHandle, file: string, fields: Omit<TorchArchive, 'readS
     async readStorage(ref, itemSize) {
       const loc = locations.get(ref.key);
       if (!loc) throw new CheckpointError(file, 'MEDTUNE_CHECKPOINT_CORRUPT', `storage ${ref.key} has no data record`);
+      if (ref.nbytes > constants.MAX_LENGTH)
+        throw new CheckpointError(file, 'MEDTUNE_CHECKPOINT_UNSUPPORTED', `storage ${ref.key} holds ${ref.nbytes} bytes, more than one Node.js buffer can (${constants.MAX_LENGTH})`);
       try {
         const raw = await readAt(fh, loc.offset, loc.fileLength);
         const data = loc.deflated ? inflateRawSync(raw) : raw;

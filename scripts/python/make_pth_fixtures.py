@@ -253,6 +253,26 @@ be_loaded = torch.load(OUT / "bigendian.pth", weights_only=True)
 assert all(torch.equal(be_loaded[k], v) or (v.is_floating_point() and torch.equal(be_loaded[k].isnan(), v.isnan())) for k, v in dtypes.items())
 expected["files"]["bigendian.pth"] = describe_state_dict(be_loaded)
 
+# Archives rewritten by other zip tools: deflated records, ZIP64 local headers, no alignment.
+def rewrite_zip_with(src, dst, compression, force_zip64=False):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression) as zout:
+        for info in zin.infolist():
+            with zout.open(info.filename, "w", force_zip64=force_zip64) as f:
+                f.write(zin.read(info.filename))
+
+
+rewrite_zip_with(OUT / "views.pth", OUT / "deflated.pth", zipfile.ZIP_DEFLATED)
+rewrite_zip_with(OUT / "views.pth", OUT / "zip64.pth", zipfile.ZIP_STORED, force_zip64=True)
+for name in ("deflated.pth", "zip64.pth"):
+    expected["files"][name] = describe_state_dict(torch.load(OUT / name, weights_only=True))
+
+# A legacy checkpoint saved from a GPU by an old PyTorch: torch.cuda.FloatStorage on "cuda:0".
+raw = (OUT / "legacy.pth").read_bytes()
+assert b"ctorch\nFloatStorage\n" in raw
+raw = raw.replace(b"ctorch\nFloatStorage\n", b"ctorch.cuda\nFloatStorage\n").replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+(OUT / "legacy_cuda.pth").write_bytes(raw)
+expected["files"]["legacy_cuda.pth"] = describe_state_dict(torch.load(OUT / "legacy_cuda.pth", weights_only=False, map_location="cpu"))
+
 # 10. damaged archives
 rewrite_zip(OUT / "bare.pth", OUT / "truncated_pickle.pth", lambda n, d: d[: len(d) // 2] if n.endswith("data.pkl") else d)
 rewrite_zip(OUT / "bare.pth", OUT / "unknown_opcode.pth", lambda n, d: d[:2] + b"\xff" + d[3:] if n.endswith("data.pkl") else d)

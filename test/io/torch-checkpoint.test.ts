@@ -50,6 +50,9 @@ const WHERE: Record<string, { path: string; how: string; prefix?: string; kind?:
   'whole_model.pth': { path: '', how: 'root', kind: 'module-object' },
   'mae_tiny.pth': { path: 'model', how: 'preferred-key' },
   'bigendian.pth': { path: '', how: 'root' },
+  'deflated.pth': { path: '', how: 'root' },
+  'zip64.pth': { path: '', how: 'root' },
+  'legacy_cuda.pth': { path: '', how: 'root' },
 };
 
 describe('loadTorchCheckpoint: files written by torch.save', () => {
