@@ -24,11 +24,18 @@ export function resolveLibtorch() {
   return libtorch;
 }
 
+/** Whether build/Release/medtune.node was built from the current sources and this libtorch. */
+export function addonUpToDate(libtorch) {
+  const stampFile = join(root, 'build/build-stamp.json');
+  const binary = join(root, 'build/Release/medtune.node');
+  return existsSync(binary) && existsSync(stampFile) && JSON.parse(readFileSync(stampFile, 'utf8')).stamp === addonStamp(root, libtorch);
+}
+
 export function buildAddon({ force = false, libtorch = resolveLibtorch() } = {}) {
   const stampFile = join(root, 'build/build-stamp.json');
   const binary = join(root, 'build/Release/medtune.node');
   const stamp = addonStamp(root, libtorch);
-  if (!force && existsSync(binary) && existsSync(stampFile) && JSON.parse(readFileSync(stampFile, 'utf8')).stamp === stamp) {
+  if (!force && addonUpToDate(libtorch)) {
     console.log('medtune: native addon is up to date (build/Release/medtune.node)');
     return binary;
   }
@@ -45,6 +52,12 @@ export function buildAddon({ force = false, libtorch = resolveLibtorch() } = {})
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
+    if (process.argv.includes('--check')) {
+      // Reports whether an install would rebuild, without building (used by the tests).
+      const libtorch = JSON.parse(readFileSync(join(root, 'build/libtorch.json'), 'utf8'));
+      console.log(addonUpToDate(libtorch) ? 'medtune: native addon is up to date' : 'medtune: native addon is stale');
+      process.exit(0);
+    }
     buildAddon({ force: process.argv.includes('--force') });
   } catch (err) {
     console.error(err.message);
