@@ -10,19 +10,45 @@
 
 namespace medtune::models {
 
+std::vector<int64_t> Checkpoint::Entry::shape() const { return file ? record->shape : tensor.sizes().vec(); }
+
+at::Tensor Checkpoint::Entry::value() const { return file ? file->view(*record) : tensor; }
+
+void Checkpoint::Entry::readInto(at::Tensor& dst) const {
+  if (file) file->readInto(*record, dst);
+  else dst.copy_(tensor);
+}
+
 std::shared_ptr<Checkpoint> Checkpoint::open(const std::vector<CheckpointSource>& sources) {
   auto ckpt = std::make_shared<Checkpoint>();
+  auto add = [&](const std::string& sourceName, const std::string& prefix, const std::string& key, Entry entry) {
+    std::string name = prefix + key;
+    entry.source = sourceName;
+    entry.key = key;
+    auto [it, inserted] = ckpt->entries_.emplace(name, std::move(entry));
+    if (!inserted) {
+      throw CodedError("MEDTUNE_BAD_CHECKPOINT",
+                       sourceName + ": tensor '" + key + "' is also in " + it->second.source + "; a checkpoint must name each tensor once");
+    }
+    ckpt->names_.push_back(name);
+  };
   for (const auto& source : sources) {
+    ckpt->sourceNames_.push_back(source.path);
+    if (source.inMemory) {
+      for (const auto& [key, t] : source.tensors) {
+        Entry e;
+        e.tensor = t;
+        add(source.path, source.prefix, key, std::move(e));
+      }
+      continue;
+    }
     auto file = io::SafetensorsFile::open(source.path);
     ckpt->files_.push_back(file);
     for (const auto& rec : file->tensors()) {
-      std::string name = source.prefix + rec.name;
-      auto [it, inserted] = ckpt->entries_.emplace(name, Entry{file, &rec});
-      if (!inserted) {
-        throw CodedError("MEDTUNE_BAD_CHECKPOINT", source.path + ": tensor '" + rec.name + "' is also in " + it->second.file->path() +
-                                                       "; a checkpoint must name each tensor once");
-      }
-      ckpt->names_.push_back(name);
+      Entry e;
+      e.file = file;
+      e.record = &rec;
+      add(source.path, source.prefix, rec.name, std::move(e));
     }
   }
   return ckpt;
@@ -50,12 +76,19 @@ LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double ini
       continue;
     }
     at::Tensor& slot = *it->second.slot;
-    if (slot.sizes() != at::IntArrayRef(entry->record->shape)) {
-      throw CodedError("MEDTUNE_BAD_CHECKPOINT", entry->file->path() + ": tensor '" + entry->record->name + "' has shape " +
-                                                     c10::str(at::IntArrayRef(entry->record->shape)) + " but the model built from config.json expects " +
-                                                     c10::str(slot.sizes()));
+    const std::vector<int64_t> shape = entry->shape();
+    if (slot.sizes() != at::IntArrayRef(shape)) {
+      std::string note;
+      std::optional<at::Tensor> adapted = it->second.owner->adaptCheckpointTensor(it->second.slot, entry->value(), note);
+      if (!adapted || adapted->sizes() != slot.sizes()) {
+        throw CodedError("MEDTUNE_BAD_CHECKPOINT", entry->source + ": tensor '" + entry->key + "' has shape " + c10::str(at::IntArrayRef(shape)) +
+                                                       " but the model built from config.json expects " + c10::str(slot.sizes()));
+      }
+      slot.copy_(*adapted);
+      report.adapted.push_back(name + ": " + note);
+    } else {
+      entry->readInto(slot);
     }
-    entry->file->readInto(*entry->record, slot);
     loaded.insert(name);
   }
 
@@ -81,7 +114,7 @@ LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double ini
     for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", '" : "'") + missing[i] + "'";
     if (missing.size() > 8) list += " and " + std::to_string(missing.size() - 8) + " more";
     std::string files;
-    for (const auto& f : checkpoint.files()) files += (files.empty() ? "" : ", ") + f->path();
+    for (const auto& f : checkpoint.sourceNames()) files += (files.empty() ? "" : ", ") + f;
     throw CodedError("MEDTUNE_BAD_CHECKPOINT", "the checkpoint (" + files + ") lacks " + std::to_string(missing.size()) +
                                                    " tensor(s) the model built from config.json needs: " + list);
   }

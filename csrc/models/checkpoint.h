@@ -18,6 +18,10 @@ namespace medtune::models {
 struct CheckpointSource {
   std::string path;
   std::string prefix;  // added in front of every key of this file ("" for most)
+  // Tensors already in memory (a torch.save checkpoint read by lib/io) instead of a file; `path`
+  // then only names the source in errors.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  bool inMemory = false;
 };
 
 class Checkpoint {
@@ -26,27 +30,40 @@ class Checkpoint {
   static std::shared_ptr<Checkpoint> open(const std::vector<CheckpointSource>& sources);
 
   struct Entry {
-    std::shared_ptr<io::SafetensorsFile> file;
-    const io::TensorRecord* record;
+    std::shared_ptr<io::SafetensorsFile> file;  // null for in-memory tensors
+    const io::TensorRecord* record = nullptr;
+    at::Tensor tensor;   // in-memory tensors
+    std::string source;  // the file (or in-memory source) for errors
+    std::string key;     // the name inside the source (without the prefix)
+
+    std::vector<int64_t> shape() const;
+    // The whole tensor as it is stored (a view of the mapping for files).
+    at::Tensor value() const;
+    // Copies into `dst` (same shape; any dtype and device).
+    void readInto(at::Tensor& dst) const;
   };
   const Entry* find(const std::string& name) const;
   const std::vector<std::string>& names() const { return names_; }  // model-side names, file order
   const std::vector<std::shared_ptr<io::SafetensorsFile>>& files() const { return files_; }
+  const std::vector<std::string>& sourceNames() const { return sourceNames_; }
 
  private:
   std::vector<std::shared_ptr<io::SafetensorsFile>> files_;
   std::unordered_map<std::string, Entry> entries_;
   std::vector<std::string> names_;
+  std::vector<std::string> sourceNames_;
 };
 
 struct LoadReport {
   std::vector<std::string> unexpected;   // checkpoint keys the model has no place for
   std::vector<std::string> initialized;  // head parameters the checkpoint lacks, freshly initialised
+  std::vector<std::string> adapted;      // "name: what was done" (position embeddings interpolated)
 };
 
 // Fills every parameter of `model` from `checkpoint`. A missing parameter is an Error naming it
 // and the files, unless it belongs to a classification head (then it is initialised, as
-// transformers does when a backbone checkpoint is loaded for classification).
+// transformers does when a backbone checkpoint is loaded for classification). A tensor of another
+// shape is an Error unless its module adapts it (Module::adaptCheckpointTensor).
 LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed);
 
 struct SavedShard {

@@ -46,6 +46,17 @@ EncoderBlockNames EncoderBlockNames::clip() {
   return n;
 }
 
+EncoderBlockNames EncoderBlockNames::hfBlip() {
+  EncoderBlockNames n;
+  n.norm1 = "layer_norm1";
+  n.norm2 = "layer_norm2";
+  n.qkv = "self_attn.qkv";
+  n.out = "self_attn.projection";
+  n.fc1 = "mlp.fc1";
+  n.fc2 = "mlp.fc2";
+  return n;
+}
+
 LayerScale::LayerScale(int64_t dim, modules::Part part, const modules::Init& init) : Module("LayerScale", Kind::Other, part) {
   gamma = init.empty({dim});
   addParameter("gamma", &gamma);

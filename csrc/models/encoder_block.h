@@ -1,4 +1,4 @@
-// The pre-norm transformer encoder block shared by HF ViT, timm/MAE ViT and CLIP's vision tower:
+// The pre-norm transformer encoder block shared by HF ViT, timm/MAE ViT, CLIP's and BLIP's vision towers:
 //   x = x + drop_path(ls1(attn(norm1(x))));  x = x + drop_path(ls2(mlp(norm2(x))))
 // Only the parameter names differ between the three layouts (and whether q, k, v are one fused
 // Linear, as in timm's `attn.qkv`), so the names are data.
@@ -37,6 +37,7 @@ struct EncoderBlockNames {
   static EncoderBlockNames hfVit();  // layernorm_before, attention.attention.query, ...
   static EncoderBlockNames timm();   // norm1, attn.qkv, attn.proj, mlp.fc1, ls1 ...
   static EncoderBlockNames clip();   // layer_norm1, self_attn.q_proj, self_attn.out_proj, mlp.fc1 ...
+  static EncoderBlockNames hfBlip();  // layer_norm1, self_attn.qkv (fused), self_attn.projection, mlp.fc1 ...
 };
 
 class LayerScale : public modules::Module {

@@ -112,8 +112,8 @@ Napi::Value modelCreateAsync(const Napi::CallbackInfo& info) {
   });
 }
 
-// modelLoadAsync(spec, sources: [{ path, prefix }], { dtype, device, seed, initStd })
-//   -> Promise<{ model, unexpected, initialized }>
+// modelLoadAsync(spec, sources: [{ path, prefix } | { path, prefix, names, tensors }], { dtype, device, seed, initStd })
+//   -> Promise<{ model, unexpected, initialized, adapted }>
 Napi::Value modelLoadAsync(const Napi::CallbackInfo& info) {
   Args a(info, "loadModel");
   BuildArgs b = readBuildArgs(a, 0, 2);
@@ -127,6 +127,19 @@ Napi::Value modelLoadAsync(const Napi::CallbackInfo& info) {
     CheckpointSource s;
     s.path = o.Get("path").ToString().Utf8Value();
     if (o.Has("prefix") && o.Get("prefix").IsString()) s.prefix = o.Get("prefix").As<Napi::String>().Utf8Value();
+    // { path, names, tensors }: tensors already in memory (a .pth read by lib/io); path names them.
+    if (o.Has("tensors")) {
+      const std::string where = a.where(1) + "[" + std::to_string(i) + "]";
+      if (!o.Get("tensors").IsArray() || !o.Get("names").IsArray()) throw ArgumentError(where + ": names and tensors must be arrays");
+      auto names = o.Get("names").As<Napi::Array>();
+      auto tensors = o.Get("tensors").As<Napi::Array>();
+      if (names.Length() != tensors.Length()) throw ArgumentError(where + ": names and tensors differ in length");
+      s.inMemory = true;
+      for (uint32_t k = 0; k < names.Length(); ++k) {
+        std::string name = names.Get(k).ToString().Utf8Value();
+        s.tensors.emplace_back(name, unwrapTensor(tensors.Get(k), where + ".tensors['" + name + "']"));
+      }
+    }
     sources.push_back(std::move(s));
   }
   return computeQueue(info.Env()).submit(info.Env(), [b, sources]() -> Finisher {
@@ -141,8 +154,11 @@ Napi::Value modelLoadAsync(const Napi::CallbackInfo& info) {
       for (uint32_t i = 0; i < report.unexpected.size(); ++i) unexpected.Set(i, report.unexpected[i]);
       Napi::Array initialized = Napi::Array::New(env, report.initialized.size());
       for (uint32_t i = 0; i < report.initialized.size(); ++i) initialized.Set(i, report.initialized[i]);
+      Napi::Array adapted = Napi::Array::New(env, report.adapted.size());
+      for (uint32_t i = 0; i < report.adapted.size(); ++i) adapted.Set(i, report.adapted[i]);
       out.Set("unexpected", unexpected);
       out.Set("initialized", initialized);
+      out.Set("adapted", adapted);
       return out;
     };
   });

@@ -12,6 +12,7 @@
 #include "models/encoder_block.h"
 #include "models/losses.h"
 #include "models/model.h"
+#include "models/vit_embeddings.h"
 
 namespace medtune::models {
 
@@ -20,51 +21,6 @@ namespace {
 using modules::Init;
 using modules::Kind;
 using modules::Part;
-
-// cls token, position embeddings and the patch projection. Its parameter names depend on the
-// layout; the arithmetic (cat then add, or add then cat for no_embed_class) does not.
-class VitEmbeddings : public modules::Module {
- public:
-  VitEmbeddings(bool hf, int64_t dim, int64_t channels, int64_t patch, int64_t image, bool classToken, bool noEmbedClass, bool patchBias,
-                const Init& init)
-      : Module("ViTEmbeddings", Kind::Other, Part::Vision), image_(image), classToken_(classToken), noEmbedClass_(noEmbedClass) {
-    int64_t patches = (image / patch) * (image / patch);
-    if (classToken) cls = init.empty({1, 1, dim});
-    pos = init.empty({1, patches + (classToken && !noEmbedClass ? 1 : 0), dim});
-    addParameter(hf ? "cls_token" : "cls_token", &cls);
-    addParameter(hf ? "position_embeddings" : "pos_embed", &pos, Kind::PositionEmbedding);
-    proj = addChild(hf ? "patch_embeddings.projection" : "patch_embed.proj", std::make_shared<modules::PatchConv>(channels, dim, patch, patchBias, Part::Vision, init));
-  }
-
-  at::Tensor forward(const at::Tensor& pixels) const {
-    if (pixels.dim() == 4 && (pixels.size(2) != image_ || pixels.size(3) != image_)) {
-      throw ArgumentError("pixel_values are " + std::to_string(pixels.size(2)) + "x" + std::to_string(pixels.size(3)) +
-                          " but the model takes " + std::to_string(image_) + "x" + std::to_string(image_) + " images");
-    }
-    at::Tensor x = proj->forward(pixels);
-    const int64_t B = x.size(0);
-    if (noEmbedClass_) {
-      x = x + pos;
-      if (classToken_) x = at::cat({cls.expand({B, -1, -1}), x}, 1);
-      return x;
-    }
-    if (classToken_) x = at::cat({cls.expand({B, -1, -1}), x}, 1);
-    return x + pos;
-  }
-
-  at::Tensor cls, pos;
-  std::shared_ptr<modules::PatchConv> proj;
-
- protected:
-  void initialize(double std, at::Generator& generator) override {
-    modules::truncNormal(pos, std, generator);
-    if (cls.defined()) modules::truncNormal(cls, std, generator);
-  }
-
- private:
-  int64_t image_;
-  bool classToken_, noEmbedClass_;
-};
 
 class VitModel : public Model {
  public:
@@ -80,9 +36,16 @@ class VitModel : public Model {
     headDropout_ = s.number("headDropout", 0.0);
     if (pooling_ == "cls" && !classToken_) throw ArgumentError("vit spec: cls pooling needs a class token");
 
+    VitEmbeddingConfig embed;
+    embed.dim = dim_;
+    embed.channels = s.integer("numChannels", 3);
+    embed.patch = s.integer("patchSize");
+    embed.image = s.integer("imageSize");
+    embed.classToken = classToken_;
+    embed.noEmbedClass = s.boolean("noEmbedClass", false);
+    embed.patchBias = !s.boolean("preNorm", false);
     embeddings_ = addChild(modules::Module::join(prefix, hf_ ? "embeddings" : ""),
-                           std::make_shared<VitEmbeddings>(hf_, dim_, s.integer("numChannels", 3), s.integer("patchSize"), s.integer("imageSize"),
-                                                           classToken_, s.boolean("noEmbedClass", false), !s.boolean("preNorm", false), init));
+                           std::make_shared<VitEmbeddings>(embed, hf_ ? VitEmbeddingNames::hfVit() : VitEmbeddingNames::timm(), init));
     const double eps = s.number("layerNormEps");
     if (s.boolean("preNorm", false)) normPre_ = addChild("norm_pre", std::make_shared<modules::LayerNorm>(dim_, eps, Part::Vision, init));
 

@@ -24,6 +24,7 @@ const char* partName(Part part) {
     case Part::Language: return "language";
     case Part::Projector: return "projector";
     case Part::Head: return "head";
+    case Part::Decoder: return "decoder";
   }
   return "other";
 }

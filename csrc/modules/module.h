@@ -17,10 +17,12 @@
 namespace medtune::modules {
 
 enum class Kind { Norm, Attention, Mlp, Embedding, Head, Projector, PatchEmbedding, PositionEmbedding, Adapter, Other };
-enum class Part { Vision, Language, Projector, Head };
+// Language: the text encoder or the decoder-only LM; Decoder: the text decoder of an
+// encoder-decoder model (BLIP's text_decoder, cross-attending the encoder's states).
+enum class Part { Vision, Language, Projector, Head, Decoder };
 
 const char* kindName(Kind kind);  // 'norm', 'attention', 'mlp', 'embedding', 'head', 'projector', ...
-const char* partName(Part part);  // 'vision', 'language', 'projector', 'head'
+const char* partName(Part part);  // 'vision', 'language', 'projector', 'head', 'decoder'
 
 class Module;
 
@@ -56,6 +58,12 @@ class Module {
 
   void setTraining(bool training);
   bool training() const { return training_; }
+  // The checkpoint loader's hook for a tensor whose shape differs from this module's parameter
+  // *slot: return it adapted to the parameter's shape and say what was done in `note` (position
+  // embeddings interpolated to another image size), or nullopt to refuse (a shape error).
+  virtual std::optional<at::Tensor> adaptCheckpointTensor(const at::Tensor* slot, const at::Tensor& source, std::string& note) const {
+    return std::nullopt;
+  }
   // Random initialisation for createModel (HF's _init_weights conventions: normal(0, std) for
   // projections and embeddings, ones/zeros for norms), this module and its children.
   void initializeAll(double std, at::Generator& generator);

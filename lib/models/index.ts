@@ -7,4 +7,7 @@ export { ModelConfigError, readConfigFile, type ConfigObject } from './config.ts
 export { findCheckpointFiles, CheckpointKeys, WEIGHTS_NAME, WEIGHTS_INDEX_NAME, type CheckpointFiles } from './checkpoint.ts';
 export { resolveModel, supportedModelTypes, type ModelSpec, type ResolvedModel } from './families/index.ts';
 export type { VitSpec } from './families/vit.ts';
+export type { BlipSpec, BlipDecoderLoss } from './families/blip.ts';
+export { decode, type DecodeOptions, type DecodeOutput } from './decode.ts';
+export { PRESETS, mergeConfig, type Preset } from './presets.ts';
 export type { ModuleKind, ModelPart } from './native-types.ts';

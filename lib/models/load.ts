@@ -1,15 +1,20 @@
 // loadModel(dir) and createModel(config): config.json -> typed spec -> native model, built and
 // filled on the compute queue (off the main thread), straight into the target dtype and device.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadTorchCheckpoint } from '../io/torch-checkpoint.ts';
 import { type Device, isDevice } from '../torch/device.ts';
 import type { DType } from '../torch/dtype.ts';
 import { nativePart } from '../torch/native.ts';
-import { findCheckpointFiles } from './checkpoint.ts';
+import type { Tensor } from '../torch/tensor.ts';
+import { CheckpointKeys, findCheckpointFiles } from './checkpoint.ts';
 import { type ConfigObject, ModelConfigError, readConfigFile } from './config.ts';
-import { resolveModel } from './families/index.ts';
-import { Model } from './model.ts';
+import { inferConfigFromKeys } from './infer-config.ts';
+import { resolveModel, type ResolvedModel } from './families/index.ts';
+import { Model, type LoadReport } from './model.ts';
 import type { ModelsAddon } from './native-types.ts';
+import { mergeConfig, PRESETS, resolveConfigArgument } from './presets.ts';
+import { readSafetensorsHeader } from './safetensors.ts';
 
 const addon = (): ModelsAddon => nativePart<ModelsAddon>();
 
@@ -28,7 +33,20 @@ export interface ModelOptions {
 export interface LoadOptions extends ModelOptions {
   /** Original LLaVA / LLaVA-Med: the CLIP directory to take the vision tower from. */
   visionTower?: string;
+  /**
+   * For a weights file (.pth / .pt / .bin / .ckpt / .safetensors) without a directory: the
+   * architecture, as a preset name ('vit-base-patch16', 'blip-vqa-base'; see PRESETS), a
+   * config.json path, or a config object. Inferred from the keys when the layout tells enough
+   * (timm ViTs of the standard widths, BLIP). A directory's own config.json is used otherwise.
+   */
+  config?: string | ConfigObject;
+  /** Merged into the configuration before the model is built: { num_classes: 14 }, { vision_config: { image_size: 480 } }. */
+  configOverrides?: ConfigObject;
+  /** torch.save files: the dot path of the state dict ('model', 'state_dict'); found automatically when omitted. */
+  stateDictKey?: string;
 }
+
+const TORCH_SAVE_FILE = /\.(pth|pt|bin|ckpt|tar)$/i;
 
 export function normalizeDType(dtype: ModelDType | undefined): DType {
   switch (dtype ?? 'float32') {
@@ -57,27 +75,75 @@ function nativeOptions(config: ConfigObject, opts: ModelOptions) {
   };
 }
 
+function loadReport(out: { unexpected: string[]; initialized: string[]; adapted: string[] }, resolved: ResolvedModel): LoadReport {
+  const ignored = out.unexpected.filter((name) => resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
+  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
+  return {
+    unexpected,
+    initialized: out.initialized,
+    ...(out.adapted.length ? { adapted: out.adapted } : {}),
+    ...(ignored.length ? { ignored } : {}),
+  };
+}
+
 /**
- * Loads a Hugging Face model directory (config.json + model.safetensors or sharded with
- * model.safetensors.index.json; timm hub directories too). Every tensor is converted once into
- * `dtype` on `device`. Corrupt or mismatched files are Errors naming the file and the tensor.
+ * Loads a model from a Hugging Face model directory (config.json + model.safetensors or sharded
+ * with model.safetensors.index.json; timm hub directories too), or from a single weights file:
+ * a torch.save checkpoint (.pth, .pt, .bin, .ckpt; read safely by lib/io, nothing in it runs) or
+ * a .safetensors file, with the architecture from `opts.config`. Every tensor is converted once
+ * into `dtype` on `device`. Corrupt or mismatched files are Errors naming the file and the tensor.
  */
-export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
-  if (!existsSync(dir)) throw new ModelConfigError(`${dir}: no such model directory`);
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<Model> {
+  if (!existsSync(path)) throw new ModelConfigError(`${path}: no such model directory or weights file`);
+  if (!statSync(path).isDirectory()) return loadWeightsFile(path, opts);
+  const dir = path;
   const configPath = join(dir, 'config.json');
-  const config = readConfigFile(configPath);
+  const config = mergeConfig(opts.config !== undefined ? resolveConfigArgument(opts.config).config : readConfigFile(configPath), opts.configOverrides);
   const checkpoint = findCheckpointFiles(dir);
   const resolved = resolveModel(config, configPath, { dir, keys: checkpoint.keys, visionTower: opts.visionTower ?? null });
-  const sources = [...checkpoint.files.map((path) => ({ path, prefix: '' })), ...resolved.extraSources];
+  const sources = [...checkpoint.files.map((p) => ({ path: p, prefix: '' })), ...resolved.extraSources];
   const out = await addon().modelLoadAsync(resolved.spec, sources, nativeOptions(config, opts));
-  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
   return new Model({
     handle: out.model,
     config,
     spec: resolved.spec,
     architecture: resolved.architecture,
-    loadReport: { unexpected, initialized: out.initialized },
+    loadReport: loadReport(out, resolved),
   });
+}
+
+async function loadWeightsFile(file: string, opts: LoadOptions): Promise<Model> {
+  let keys: CheckpointKeys;
+  let tensors: Map<string, Tensor> | null = null;
+  if (/\.safetensors$/i.test(file)) {
+    keys = CheckpointKeys.fromHeaders([readSafetensorsHeader(file)]);
+  } else if (TORCH_SAVE_FILE.test(file)) {
+    tensors = (await loadTorchCheckpoint(file, opts.stateDictKey !== undefined ? { stateDictKey: opts.stateDictKey } : {})).tensors;
+    keys = new CheckpointKeys();
+    for (const [name, t] of tensors) keys.add(name, t.shape, file);
+  } else {
+    throw new ModelConfigError(`${file}: not a model directory, a torch.save file (.pth, .pt, .bin, .ckpt) or a .safetensors file`);
+  }
+  try {
+    let base: { config: ConfigObject; source: string };
+    if (opts.config !== undefined) base = resolveConfigArgument(opts.config);
+    else {
+      const inferred = inferConfigFromKeys(keys);
+      if (!inferred) {
+        throw new ModelConfigError(`${file}: the architecture cannot be read off the weights; pass config (a preset: ${Object.keys(PRESETS).join(', ')}; or a config.json)`);
+      }
+      base = { config: inferred, source: `inferred from the keys of ${file}` };
+    }
+    const config = mergeConfig(base.config, opts.configOverrides);
+    const resolved = resolveModel(config, base.source, { dir: null, keys, visionTower: null });
+    const source = tensors
+      ? { path: file, prefix: '', names: [...tensors.keys()], tensors: [...tensors.values()].map((t) => t.handle) }
+      : { path: file, prefix: '' };
+    const out = await addon().modelLoadAsync(resolved.spec, [source], nativeOptions(config, opts));
+    return new Model({ handle: out.model, config, spec: resolved.spec, architecture: resolved.architecture, loadReport: loadReport(out, resolved) });
+  } finally {
+    if (tensors) for (const t of tensors.values()) t.dispose();
+  }
 }
 
 /**

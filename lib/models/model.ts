@@ -44,6 +44,10 @@ export interface LoadReport {
   unexpected: string[];
   /** Head parameters the checkpoint lacked, freshly initialised (as transformers does). */
   initialized: string[];
+  /** Tensors changed to fit: 'pos_embed: 14x14 -> 30x30 patch grid (bicubic)'. Present when any were. */
+  adapted?: string[];
+  /** Known parts of the checkpoint the model does not build (an MAE decoder, CLIP's text tower), left unloaded. Present when any. */
+  ignored?: string[];
 }
 
 export interface SaveOptions {

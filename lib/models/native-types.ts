@@ -8,8 +8,11 @@ export type SafetensorsHandle = ObjectHandle<'SafetensorsFile'>;
 /** What masks select on: the kind of module a parameter belongs to. */
 export type ModuleKind =
   | 'norm' | 'attention' | 'mlp' | 'embedding' | 'head' | 'projector' | 'patch_embedding' | 'position_embedding' | 'adapter' | 'other';
-/** Which part of the model a parameter belongs to. */
-export type ModelPart = 'vision' | 'language' | 'projector' | 'head';
+/**
+ * Which part of the model a parameter belongs to. 'language' is a text encoder or a decoder-only
+ * LM; 'decoder' the text decoder of an encoder-decoder model (BLIP's text_decoder).
+ */
+export type ModelPart = 'vision' | 'language' | 'projector' | 'head' | 'decoder';
 
 export interface NativeTensorRecord {
   name: string;
@@ -58,6 +61,17 @@ export interface NativeGenerateOptions {
   seed: number | null;
 }
 
+export interface NativeDecodeOptions {
+  numBeams: number;
+  maxLength: number;
+  minLength: number;
+  lengthPenalty: number;
+  earlyStopping: boolean | 'never';
+  repetitionPenalty: number;
+  eosTokenIds: number[];
+  padTokenId: number;
+}
+
 export interface ModelsAddon {
   safetensorsOpen(path: string): SafetensorsHandle;
   safetensorsInfo(file: SafetensorsHandle): { path: string; fileSize: number; metadata: Record<string, string>; tensors: NativeTensorRecord[] };
@@ -70,14 +84,15 @@ export interface ModelsAddon {
   modelFamilies(): string[];
   adapterKinds(): string[];
   modelCreateAsync(spec: object, options: NativeBuildOptions): Promise<ModelHandle>;
-  modelLoadAsync(spec: object, sources: { path: string; prefix: string }[], options: NativeBuildOptions):
-    Promise<{ model: ModelHandle; unexpected: string[]; initialized: string[] }>;
+  modelLoadAsync(spec: object, sources: ({ path: string; prefix: string } | { path: string; prefix: string; names: string[]; tensors: TensorHandle[] })[], options: NativeBuildOptions):
+    Promise<{ model: ModelHandle; unexpected: string[]; initialized: string[]; adapted: string[] }>;
   modelParameters(model: ModelHandle): NativeParameterInfo[];
   modelModules(model: ModelHandle): NativeModuleInfo[];
   modelParameter(model: ModelHandle, name: string): TensorHandle;
   modelSetRequiresGrad(model: ModelHandle, names: string[] | null, flag: boolean): number;
   modelForwardAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options?: { outputHiddenStates?: boolean; grad?: boolean }): Promise<Record<string, TensorHandle>>;
   modelGenerateAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options: NativeGenerateOptions): Promise<{ sequences: TensorHandle; tokens: TensorHandle }>;
+  modelDecodeAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options: NativeDecodeOptions): Promise<{ sequences: TensorHandle; scores: TensorHandle | null }>;
   modelSetTraining(model: ModelHandle, flag: boolean): void;
   modelTraining(model: ModelHandle): boolean;
   modelAttachAdapter(model: ModelHandle, path: string, kind: string, options?: object): void;

@@ -3,9 +3,10 @@
 // what is supported.
 import type { CheckpointKeys } from '../checkpoint.ts';
 import { type ConfigObject, ModelConfigError } from '../config.ts';
+import { type BlipSpec, blipSpecFromConfig } from './blip.ts';
 import { type VitSpec, isTimmVitConfig, vitSpecFromHf, vitSpecFromTimm } from './vit.ts';
 
-export type ModelSpec = VitSpec;
+export type ModelSpec = VitSpec | BlipSpec;
 
 export interface CheckpointSource {
   path: string;
@@ -50,6 +51,16 @@ const FAMILIES: FamilyEntry[] = [
       };
     },
   },
+  {
+    modelTypes: ['blip'],
+    resolve(config, where, ctx) {
+      const spec = blipSpecFromConfig(config, where, ctx.keys);
+      const architecture = spec.layout === 'original'
+        ? (spec.task === 'vqa' ? 'BLIP_VQA' : 'BLIP_Decoder')
+        : (spec.task === 'vqa' ? 'BlipForQuestionAnswering' : 'BlipForConditionalGeneration');
+      return { spec, architecture, extraSources: [], ignoredPrefixes: [] };
+    },
+  },
 ];
 
 export function supportedModelTypes(): string[] {
@@ -58,7 +69,8 @@ export function supportedModelTypes(): string[] {
 
 export function resolveModel(config: ConfigObject, where: string, ctx: ResolveContext): ResolvedModel {
   if (isTimmVitConfig(config) && config['model_type'] === undefined) {
-    return { spec: vitSpecFromTimm(config, where), architecture: String(config['architecture']), extraSources: [], ignoredPrefixes: [] };
+    // MAE pre-training checkpoints carry the decoder that reconstructs masked patches.
+    return { spec: vitSpecFromTimm(config, where), architecture: String(config['architecture']), extraSources: [], ignoredPrefixes: ['decoder_', 'mask_token'] };
   }
   const modelType = config['model_type'];
   if (typeof modelType !== 'string') {

@@ -1,0 +1,198 @@
+"""Tiny BLIP checkpoints in transformers' and Salesforce BLIP's layouts, with PyTorch references.
+
+Usage: make_blip_fixtures.py OUT_DIR
+Writes:
+  tokenizer/          a BERT WordPiece tokenizer (uncased) with BLIP's two added tokens, made as
+                      BLIP's init_tokenizer does: bos_token '[DEC]', additional special '[ENC]'
+  hf_vqa/             BlipForQuestionAnswering (save_pretrained) + tokenizer + preprocessor config
+  original_vqa.pth    the same weights in BLIP's own layout (visual_encoder.*, text_encoder.*,
+                      text_decoder.*), torch.save'd the way BLIP's train_vqa.py does:
+                      {'model', 'optimizer', 'config', 'epoch'}, tied decoder weights sharing one
+                      storage, the position_ids buffers med.py registers
+  pretrain_224.pth    the vision tower at a smaller image size, to check position-embedding
+                      interpolation on load (BLIP's load_checkpoint)
+  hf_caption/         BlipForConditionalGeneration (captioning / report generation)
+  config_original.json  the config to load original_vqa.pth with
+  reference.safetensors, reference.json: inputs and what transformers computes from them
+Every parameter is perturbed away from its initial value.
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering,
+                          BlipImageProcessor)
+
+torch.manual_seed(0)
+out_dir = sys.argv[1]
+os.makedirs(out_dir, exist_ok=True)
+
+# --- tokenizer ------------------------------------------------------------------------------------
+WORDS = """is there a lesion in the left lung ? what organ shown this image yes no liver heart chest
+x ray ct mri of an abnormality where located right upper lobe size normal are lungs clear pleural
+effusion pneumothorax cardiomegaly seen findings impression frontal lateral view mild atelectasis
+""".split()
+vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + ["##s", "##ed", "##ing", "##al"]
+vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,!" if c not in vocab]
+tok_dir = os.path.join(out_dir, "tokenizer")
+os.makedirs(tok_dir, exist_ok=True)
+tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+tokenizer.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
+tokenizer.save_pretrained(tok_dir)
+DEC = tokenizer.convert_tokens_to_ids("[DEC]")
+ENC = tokenizer.convert_tokens_to_ids("[ENC]")
+
+IMAGE = 32
+config = BlipConfig(
+    vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=IMAGE,
+                       patch_size=8, layer_norm_eps=1e-6),
+    text_config=dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                     max_position_embeddings=64, bos_token_id=DEC, pad_token_id=tokenizer.pad_token_id,
+                     sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id),
+)
+
+
+def perturb(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def write_dir(model, name):
+    d = os.path.join(out_dir, name)
+    model.save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    BlipImageProcessor(size={"height": IMAGE, "width": IMAGE}).save_pretrained(d)
+    return d
+
+
+# --- VQA model -------------------------------------------------------------------------------------
+vqa = perturb(BlipForQuestionAnswering(config)).eval()
+with torch.no_grad():
+    # Make [SEP] likely enough that beams end at different lengths.
+    vqa.text_decoder.cls.predictions.bias[tokenizer.sep_token_id] += 1.0
+write_dir(vqa, "hf_vqa")
+
+questions = ["is there a lesion in the left lung?", "what organ is shown in this ct image?"]
+answers = ["yes", "the liver"]
+q = tokenizer(questions, padding="longest", return_tensors="pt")
+q.input_ids[:, 0] = ENC  # BLIP: question.input_ids[:,0] = tokenizer.enc_token_id
+a = tokenizer(answers, padding="longest", return_tensors="pt")
+a.input_ids[:, 0] = DEC  # answer.input_ids[:,0] = tokenizer.bos_token_id
+targets = a.input_ids.masked_fill(a.input_ids == tokenizer.pad_token_id, -100)
+pixels = torch.randn(2, 3, IMAGE, IMAGE)
+
+ref = {"pixel_values": pixels, "input_ids": q.input_ids, "attention_mask": q.attention_mask,
+       "decoder_input_ids": a.input_ids, "decoder_attention_mask": a.attention_mask, "labels": targets}
+info = {"dec": DEC, "enc": ENC, "sep": tokenizer.sep_token_id, "pad": tokenizer.pad_token_id, "questions": questions, "answers": answers}
+
+with torch.no_grad():
+    image_embeds = vqa.vision_model(pixel_values=pixels).last_hidden_state
+    question_embeds = vqa.text_encoder(input_ids=q.input_ids, attention_mask=q.attention_mask, encoder_hidden_states=image_embeds).last_hidden_state
+    dec = vqa.text_decoder
+    # blip_vqa.py's training forward: the decoder reads the answer (padded, with its mask) against
+    # the question states with the question's mask; loss with label smoothing 0.1, summed per answer.
+    dec.label_smoothing = 0.1
+    out = dec(input_ids=a.input_ids, attention_mask=a.attention_mask, encoder_hidden_states=question_embeds,
+              encoder_attention_mask=q.attention_mask, labels=targets, reduction="none")
+    ref["image_embeds"] = image_embeds
+    ref["question_embeds"] = question_embeds
+    ref["logits"] = out.logits
+    ref["blip_loss"] = (out.loss.sum() / pixels.shape[0]).reshape(1)
+    dec.label_smoothing = 0.0
+    # transformers' own forward: labels are also the decoder's input, mean over all label tokens.
+    hf = vqa(input_ids=q.input_ids, pixel_values=pixels, attention_mask=q.attention_mask, labels=a.input_ids)
+    ref["hf_loss"] = hf.loss.reshape(1)
+
+    gen = vqa.generate(input_ids=q.input_ids, pixel_values=pixels, attention_mask=q.attention_mask, num_beams=3, max_length=10, min_length=1)
+    info["vqa_generate"] = gen.tolist()
+    info["vqa_answers"] = tokenizer.batch_decode(gen, skip_special_tokens=True)
+    greedy = vqa.generate(input_ids=q.input_ids, pixel_values=pixels, attention_mask=q.attention_mask, num_beams=1, max_length=10)
+    info["vqa_greedy"] = greedy.tolist()
+    # The captioning form of the same decoder (report generation): it cross-attends the image.
+    bos = torch.full((2, 1), DEC, dtype=torch.long)
+    report = dec.generate(input_ids=bos, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
+                          encoder_hidden_states=image_embeds, encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long),
+                          num_beams=3, max_length=16, min_length=6, repetition_penalty=1.3)
+    info["report_generate"] = report.tolist()
+    report_targets = torch.tensor([[DEC] + tokenizer("the lungs are clear", add_special_tokens=False).input_ids + [tokenizer.sep_token_id],
+                                   [DEC] + tokenizer("mild atelectasis seen", add_special_tokens=False).input_ids + [tokenizer.sep_token_id, 0]])
+    report_labels = report_targets.masked_fill(report_targets == 0, -100)
+    dec.label_smoothing = 0.1
+    cap = dec(input_ids=report_targets, attention_mask=(report_targets != 0).long(), encoder_hidden_states=image_embeds, labels=report_labels,
+              reduction="mean")
+    dec.label_smoothing = 0.0
+    ref["report_input_ids"] = report_targets
+    ref["report_labels"] = report_labels
+    ref["report_logits"] = cap.logits
+    ref["report_blip_loss"] = cap.loss.reshape(1)
+
+# --- the same weights in BLIP's own layout ---------------------------------------------------------
+def to_original(sd, vision_layers):
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("vision_model."):
+            k = k[len("vision_model."):]
+            k = (k.replace("embeddings.class_embedding", "cls_token").replace("embeddings.position_embedding", "pos_embed")
+                 .replace("embeddings.patch_embedding", "patch_embed.proj").replace("encoder.layers.", "blocks.")
+                 .replace("layer_norm1", "norm1").replace("layer_norm2", "norm2").replace("self_attn.qkv", "attn.qkv")
+                 .replace("self_attn.projection", "attn.proj").replace("post_layernorm", "norm"))
+            k = "visual_encoder." + k
+        out[k] = v
+    return out
+
+
+sd = {k: v.clone() for k, v in vqa.state_dict().items()}
+orig = to_original(sd, 2)
+# Tied as med.py ties them: one storage under two names each.
+orig["text_decoder.cls.predictions.decoder.weight"] = orig["text_decoder.bert.embeddings.word_embeddings.weight"]
+orig["text_decoder.cls.predictions.decoder.bias"] = orig["text_decoder.cls.predictions.bias"]
+for prefix in ["text_encoder.", "text_decoder.bert."]:
+    orig[prefix + "embeddings.position_ids"] = torch.arange(64).expand((1, -1))
+order = sorted(orig, key=lambda k: (not k.startswith("visual_encoder."), not k.startswith("text_encoder."), k))
+orig = {k: orig[k] for k in order}
+optimizer_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(4)}}, "param_groups": [{"lr": 2e-5}]}
+torch.save({"model": orig, "optimizer": optimizer_state, "config": {"image_size": IMAGE, "vit": "base"}, "epoch": 3},
+           os.path.join(out_dir, "original_vqa.pth"))
+cfg = vqa.config.to_dict()
+with open(os.path.join(out_dir, "config_original.json"), "w") as f:
+    json.dump(cfg, f, indent=2)
+
+# A vision tower pre-trained at 16 px (2x2 patches): loaded into the 32 px model, its position
+# embeddings are interpolated as BLIP's load_checkpoint does (interpolate_pos_embed).
+small = {k: v for k, v in orig.items()}
+pos = small["visual_encoder.pos_embed"]
+small_pos = torch.cat([pos[:, :1], F.interpolate(pos[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2), size=(2, 2), mode="bicubic",
+                                                  align_corners=False).permute(0, 2, 3, 1).flatten(1, 2)], dim=1)
+small["visual_encoder.pos_embed"] = small_pos
+torch.save({"model": small}, os.path.join(out_dir, "pretrain_224.pth"))
+extra, grid = small_pos[:, :1], small_pos[:, 1:].reshape(1, 2, 2, 32).permute(0, 3, 1, 2)
+ref["interpolated_pos_embed"] = torch.cat([extra, F.interpolate(grid, size=(4, 4), mode="bicubic", align_corners=False)
+                                           .permute(0, 2, 3, 1).flatten(1, 2)], dim=1)
+
+# --- captioning model (BlipForConditionalGeneration) -------------------------------------------------
+cap_model = perturb(BlipForConditionalGeneration(config)).eval()
+with torch.no_grad():
+    cap_model.text_decoder.cls.predictions.bias[tokenizer.sep_token_id] += 1.5
+write_dir(cap_model, "hf_caption")
+prompt = tokenizer(["a chest x ray", "a chest x ray"], return_tensors="pt")
+caption_labels = tokenizer(["a chest x ray of the lungs", "a chest x ray with effusion"], padding="longest", return_tensors="pt")
+with torch.no_grad():
+    out = cap_model(pixel_values=pixels, input_ids=caption_labels.input_ids, attention_mask=caption_labels.attention_mask,
+                    labels=caption_labels.input_ids)
+    ref["caption_input_ids"] = caption_labels.input_ids
+    ref["caption_attention_mask"] = caption_labels.attention_mask
+    ref["caption_logits"] = out.logits
+    ref["caption_loss"] = out.loss.reshape(1)
+    ref["caption_prompt_ids"] = prompt.input_ids
+    gen = cap_model.generate(pixel_values=pixels, input_ids=prompt.input_ids.clone(), num_beams=3, max_length=14)
+    info["caption_generate"] = gen.tolist()
+
+save_file({k: v.detach().contiguous() for k, v in ref.items()}, os.path.join(out_dir, "reference.safetensors"))
+with open(os.path.join(out_dir, "reference.json"), "w") as f:
+    json.dump(info, f, indent=2)
