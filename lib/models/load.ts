@@ -26,6 +26,14 @@ export interface ModelOptions {
 }
 
 export interface LoadOptions extends ModelOptions {
+  /**
+   * Keep CPU parameters whose dtype matches the file as copy-on-write views of the memory-mapped
+   * safetensors instead of copying them (as transformers 5 does): loading takes no time and the
+   * frozen weights share the page cache. The files must then not be overwritten in place (cp onto
+   * them) while the model lives; medtune's own writes replace files by rename and are safe.
+   * Default false: every tensor is copied once into the model's own memory.
+   */
+  mmap?: boolean;
   /** Original LLaVA / LLaVA-Med: the CLIP directory to take the vision tower from. */
   visionTower?: string;
 }
@@ -69,11 +77,13 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   const checkpoint = findCheckpointFiles(dir);
   const resolved = resolveModel(config, configPath, { dir, keys: checkpoint.keys, visionTower: opts.visionTower ?? null });
   const sources = [...checkpoint.files.map((path) => ({ path, prefix: '' })), ...resolved.extraSources];
-  const out = await addon().modelLoadAsync(resolved.spec, sources, nativeOptions(config, opts));
+  const out = await addon().modelLoadAsync(resolved.spec, sources, { ...nativeOptions(config, opts), mmap: opts.mmap ?? false });
   const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
+  const generationPath = join(dir, 'generation_config.json');
   return new Model({
     handle: out.model,
     config,
+    generationConfig: existsSync(generationPath) ? readConfigFile(generationPath) : null,
     spec: resolved.spec,
     architecture: resolved.architecture,
     loadReport: { unexpected, initialized: out.initialized },
