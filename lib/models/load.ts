@@ -65,6 +65,12 @@ function nativeOptions(config: ConfigObject, opts: ModelOptions) {
   };
 }
 
+// Buffers older transformers versions saved with the weights (recomputed, never loaded): CLIP's
+// embeddings.position_ids, LLaMA's rotary_emb.inv_freq. They are not worth reporting.
+function isKnownBuffer(name: string): boolean {
+  return name.endsWith('.embeddings.position_ids') || name.endsWith('.rotary_emb.inv_freq');
+}
+
 /**
  * Loads a Hugging Face model directory (config.json + model.safetensors or sharded with
  * model.safetensors.index.json; timm hub directories too). Every tensor is converted once into
@@ -78,12 +84,13 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   const resolved = resolveModel(config, configPath, { dir, keys: checkpoint.keys, visionTower: opts.visionTower ?? null });
   const sources = [...checkpoint.files.map((path) => ({ path, prefix: '' })), ...resolved.extraSources];
   const out = await addon().modelLoadAsync(resolved.spec, sources, { ...nativeOptions(config, opts), mmap: opts.mmap ?? false });
-  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
+  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)) && !isKnownBuffer(name));
   const generationPath = join(dir, 'generation_config.json');
   return new Model({
     handle: out.model,
     config,
     generationConfig: existsSync(generationPath) ? readConfigFile(generationPath) : null,
+    companions: resolved.companions ?? [],
     spec: resolved.spec,
     architecture: resolved.architecture,
     loadReport: { unexpected, initialized: out.initialized },

@@ -1,8 +1,8 @@
 // A native model as TypeScript sees it. Parameters are addressed by the checkpoint's own key
 // names; forward takes HF-named batch tensors and resolves on the compute queue. Native memory is
 // released by dispose() (or `using`, or the enclosing tidy() scope).
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Device } from '../torch/device.ts';
 import type { DType } from '../torch/dtype.ts';
 import { nativePart } from '../torch/native.ts';
@@ -99,6 +99,8 @@ export interface ModelInit {
   config: ConfigObject;
   /** generation_config.json, when the directory has one. */
   generationConfig?: ConfigObject | null;
+  /** Files save() copies along (relative path in the directory -> source file). */
+  companions?: { relativePath: string; source: string }[];
   spec: ModelSpec;
   architecture: string;
   loadReport: LoadReport;
@@ -117,10 +119,12 @@ export class Model implements Tracked {
   readonly loadReport: LoadReport;
   /** generation_config.json (null when absent): the defaults generate() uses, as transformers does. */
   readonly generationConfig: ConfigObject | null;
+  readonly #companions: { relativePath: string; source: string }[];
 
   /** @internal models come from loadModel() and createModel(). */
   constructor(init: ModelInit) {
     this.#handle = init.handle;
+    this.#companions = init.companions ?? [];
     this.config = init.config;
     this.generationConfig = init.generationConfig ?? null;
     this.spec = init.spec;
@@ -314,6 +318,13 @@ export class Model implements Tracked {
       else config['dtype'] = opts.dtype;
     }
     writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    if (this.generationConfig) writeFileAtomic(join(dir, 'generation_config.json'), `${JSON.stringify(this.generationConfig, null, 2)}\n`);
+    for (const c of this.#companions) {
+      const target = join(dir, c.relativePath);
+      if (resolve(target) === resolve(c.source)) continue;
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileAtomic(target, readFileSync(c.source));
+    }
     const written = new Set(shards.map((s) => s.file));
     for (const name of readdirSync(dir)) {
       const stale = (name === WEIGHTS_NAME || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name)) && !written.has(name);

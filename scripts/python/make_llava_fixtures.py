@@ -141,6 +141,21 @@ with torch.no_grad():
     out = hf(input_ids=ids, attention_mask=mask, pixel_values=px, labels=labels)
 ref = {"input_ids": ids, "attention_mask": mask, "labels": labels, "pixel_values": px, "logits": out.logits, "loss": out.loss.reshape(1),
        "image_features": out.image_hidden_states}
+# Gradients of the loss for a few parameters of each part (LN-tuning's and the projector's), as
+# named in the 4.x checkpoint form.
+hf.zero_grad()
+hf(input_ids=ids, attention_mask=mask, pixel_values=px, labels=labels).loss.backward()
+GRADS = {
+    "vision_tower.vision_model.encoder.layers.0.layer_norm1.weight": hf.model.vision_tower.encoder.layers[0].layer_norm1.weight,
+    "vision_tower.vision_model.pre_layrnorm.bias": hf.model.vision_tower.pre_layrnorm.bias,
+    "multi_modal_projector.linear_1.weight": hf.model.multi_modal_projector.linear_1.weight,
+    "language_model.model.layers.1.input_layernorm.weight": hf.model.language_model.layers[1].input_layernorm.weight,
+    "language_model.model.norm.weight": hf.model.language_model.norm.weight,
+    "language_model.model.embed_tokens.weight": hf.model.language_model.embed_tokens.weight,
+}
+for name, p in GRADS.items():
+    ref[f"grad.{name}"] = p.grad.clone()
+hf.zero_grad()
 # Generation: left-padded prompts holding their images.
 gen_ids = torch.zeros(2, 9, dtype=torch.long)
 gen_ids[0] = torch.cat([tokens(2), torch.full((4,), IMG), tokens(3)])

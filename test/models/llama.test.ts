@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { loadModel, loadSafetensors, type LlamaSpec } from '../../lib/models/index.ts';
-import type { Tensor } from '../../lib/torch/index.ts';
+import { cuda, type Tensor } from '../../lib/torch/index.ts';
 import { assertClose } from '../helpers/close.ts';
 import { cachedFixture } from '../helpers/python.ts';
 
@@ -76,6 +76,22 @@ describe('LLaMA / Mistral parity with transformers', () => {
     assert.equal(by.has('lm_head.weight'), false);
     assert.ok([...by.values()].every((p) => p.part === 'language'));
     model.dispose();
+  });
+
+  it('on CUDA: fp32 logits match, bf16 stays within half-precision noise, greedy tokens are the same', { skip: !cuda.isAvailable() && 'no CUDA device' }, async () => {
+    const ref = await reference('mistral');
+    const batch = { input_ids: ref['input_ids']!, attention_mask: ref['attention_mask']! };
+    const fp32 = await loadModel(join(dir, 'mistral'), { device: 'cuda' });
+    const out = await fp32.forward(batch, { grad: false });
+    assert.equal(out['logits']!.device, 'cuda:0');
+    assertClose(realLogits(out['logits']!.cpu(), ref['attention_mask']!), realLogits(ref['logits']!, ref['attention_mask']!), { atol: 1e-3, rtol: 0 });
+    const gen = await fp32.generate({ input_ids: ref['gen_input_ids']!, attention_mask: ref['gen_attention_mask']! }, { maxNewTokens: 20, eosTokenId: [], padTokenId: 0 });
+    assert.deepEqual(gen.sequences.cpu().toArray(), ref['greedy']!.toArray());
+    const bf16 = await loadModel(join(dir, 'mistral'), { device: 'cuda', dtype: 'bf16' });
+    const outBf16 = await bf16.forward(batch, { grad: false });
+    assertClose(realLogits(outBf16['logits']!.cpu(), ref['attention_mask']!), realLogits(ref['logits_bf16']!, ref['attention_mask']!), { atol: 6e-2, rtol: 0 });
+    fp32.dispose();
+    bf16.dispose();
   });
 
   for (const name of ['llama', 'mistral']) {

@@ -4,6 +4,8 @@
 // its placeholder expansion, with the tower inside the checkpoint or in a separate CLIP
 // directory; greedy generation with images, token for token.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { loadModel, loadSafetensors, type LlavaSpec } from '../../lib/models/index.ts';
@@ -91,6 +93,21 @@ describe('LLaVA parity with transformers', () => {
     });
   });
 
+  it('gradients of the loss reach the vision tower, the projector and the language model as in PyTorch', async () => {
+    const ref = await reference('llava');
+    const model = await loadModel(join(dir, 'llava_v4'));
+    const out = await model.forward({ input_ids: ref['input_ids']!, attention_mask: ref['attention_mask']!, pixel_values: ref['pixel_values']!, labels: ref['labels']! }, { grad: true });
+    out['loss']!.backward();
+    const names = Object.keys(ref).filter((k) => k.startsWith('grad.')).map((k) => k.slice(5));
+    assert.equal(names.length, 6);
+    for (const name of names) {
+      const grad = model.parameter(name).grad;
+      assert.ok(grad, `${name} has a gradient`);
+      assertClose(grad.toTypedArray(), ref[`grad.${name}`]!.toTypedArray(), { atol: 1e-5, rtol: 1e-4, message: `grad ${name}` });
+    }
+    model.dispose();
+  });
+
   it('parameters are named as in the checkpoint, with vision / projector / language parts', async () => {
     const model = await loadModel(join(dir, 'llava_v4'));
     const by = new Map(model.parameters().map((p) => [p.name, p]));
@@ -151,6 +168,15 @@ describe('LLaVA parity with transformers', () => {
       const gen = await model.generate({ input_ids: ref['gen_input_ids']!, attention_mask: ref['gen_attention_mask']!, pixel_values: ref['pixel_values']! },
         { maxNewTokens: 20, eosTokenId: [], padTokenId: 0 });
       assert.deepEqual(gen.tokens.toArray(), ref['greedy_tokens']!.toArray());
+
+      // Saved elsewhere, the tower's weights join the checkpoint and its local config travels along.
+      const copy = join(mkdtempSync(join(tmpdir(), 'medtune-llava-')), 'saved');
+      await model.save(copy);
+      assert.ok(existsSync(join(copy, 'clip', 'config.json')));
+      const again = await loadModel(copy);
+      const out2 = await again.forward({ input_ids: ref['input_ids']!, attention_mask: ref['attention_mask']!, pixel_values: ref['pixel_values']! }, { grad: false });
+      assert.deepEqual(out2['logits']!.toNumbers(), (await model.forward({ input_ids: ref['input_ids']!, attention_mask: ref['attention_mask']!, pixel_values: ref['pixel_values']! }, { grad: false }))['logits']!.toNumbers());
+      again.dispose();
       model.dispose();
     });
   }

@@ -33,6 +33,11 @@ export interface ResolvedModel {
   extraSources: CheckpointSource[];
   /** Checkpoint keys that belong to parts medtune does not build (CLIP's text tower ...). */
   ignoredPrefixes: string[];
+  /**
+   * Files the model directory relies on beyond config.json and the weights (an original LLaVA's
+   * local CLIP config named by mm_vision_tower): save() copies them to the same relative place.
+   */
+  companions?: { relativePath: string; source: string }[];
 }
 
 interface FamilyEntry {

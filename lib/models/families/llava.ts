@@ -117,17 +117,18 @@ export function llavaHfSpec(config: ConfigObject, where: string, ctx: ResolveCon
 const TOWER_PREFIX = 'model.vision_tower.vision_tower';
 
 /** Where the original layout's CLIP tower config (and maybe weights) come from. */
-function findTower(config: ConfigObject, where: string, ctx: ResolveContext): { config: ConfigObject; where: string; dir: string | null } {
+function findTower(config: ConfigObject, where: string, ctx: ResolveContext): { config: ConfigObject; where: string; dir: string | null; relative: string | null } {
   const name = ctx.visionTower ?? (typeof config['mm_vision_tower'] === 'string' ? config['mm_vision_tower'] : null);
   if (!name) throw new ModelConfigError(`${where}: an original LLaVA config needs "mm_vision_tower" (or pass { visionTower: DIR })`);
   const candidates = isAbsolute(name) ? [name] : [...(ctx.dir ? [join(ctx.dir, name)] : []), resolve(name)];
   const dir = candidates.find((d) => existsSync(join(d, 'config.json')));
   if (dir) {
     const vision = clipVisionConfig(readConfigFile(join(dir, 'config.json')), join(dir, 'config.json'));
-    return { ...vision, dir };
+    const relative = !isAbsolute(name) && ctx.dir && dir === join(ctx.dir, name) ? name : null;
+    return { ...vision, dir, relative };
   }
   const preset = OPENAI_CLIP_TOWERS[name];
-  if (preset) return { config: preset, where: `mm_vision_tower '${name}'`, dir: null };
+  if (preset) return { config: preset, where: `mm_vision_tower '${name}'`, dir: null, relative: null };
   throw new ModelConfigError(
     `${where}: mm_vision_tower '${name}' is neither a local CLIP directory (looked in ${candidates.join(', ')}) nor a known OpenAI tower ` +
       `(${Object.keys(OPENAI_CLIP_TOWERS).join(', ')}); pass { visionTower: DIR }`,
@@ -180,5 +181,7 @@ export function llavaOriginalSpec(config: ConfigObject, where: string, ctx: Reso
     eosTokenIds: language.eosTokenIds,
     padTokenId: language.padTokenId,
   };
-  return { spec, architecture: mistral ? 'LlavaMistralForCausalLM' : 'LlavaLlamaForCausalLM', extraSources, ignoredPrefixes };
+  // A tower config inside the model directory travels with it when the model is saved elsewhere.
+  const companions = tower.relative ? [{ relativePath: join(tower.relative, 'config.json'), source: join(tower.dir!, 'config.json') }] : [];
+  return { spec, architecture: mistral ? 'LlavaMistralForCausalLM' : 'LlavaLlamaForCausalLM', extraSources, ignoredPrefixes, companions };
 }
