@@ -59,7 +59,7 @@ const Checkpoint::Entry* Checkpoint::find(const std::string& name) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed) {
+LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed, bool mmap) {
   at::NoGradGuard noGrad;
   std::unordered_map<std::string, modules::ParamRef> params;
   for (auto& p : model.parameters())
@@ -86,6 +86,8 @@ LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double ini
       }
       slot.copy_(*adapted);
       report.adapted.push_back(name + ": " + note);
+    } else if (mmap && entry->file && slot.device().is_cpu() && slot.scalar_type() == entry->record->dtype) {
+      slot = entry->file->view(*entry->record);  // a view unless the bytes are misaligned (then a copy)
     } else {
       entry->readInto(slot);
     }

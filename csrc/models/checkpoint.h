@@ -64,7 +64,10 @@ struct LoadReport {
 // and the files, unless it belongs to a classification head (then it is initialised, as
 // transformers does when a backbone checkpoint is loaded for classification). A tensor of another
 // shape is an Error unless its module adapts it (Module::adaptCheckpointTensor).
-LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed);
+// With `mmap`, CPU parameters whose dtype matches the file become copy-on-write views of the
+// mapped file instead of copies (no load-time copy, memory shared with the page cache; the file
+// must then not be overwritten in place while the model lives).
+LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed, bool mmap = false);
 
 struct SavedShard {
   std::string file;  // file name inside the directory

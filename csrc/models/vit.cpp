@@ -28,7 +28,7 @@ class VitModel : public Model {
     hf_ = s.string("layout") == "hf";
     const std::string prefix = hf_ ? s.string("prefix", "") : "";
     dim_ = s.integer("hiddenSize");
-    pooling_ = s.string("pooling", hf_ ? "cls" : "cls");
+    pooling_ = s.string("pooling", "cls");
     finalNorm_ = s.string("finalNorm", "norm");
     classToken_ = s.boolean("classToken", true);
     numLabels_ = s.integer("numLabels", 0);

@@ -31,6 +31,14 @@ export interface ModelOptions {
 }
 
 export interface LoadOptions extends ModelOptions {
+  /**
+   * Keep CPU parameters whose dtype matches the file as copy-on-write views of the memory-mapped
+   * safetensors instead of copying them (as transformers 5 does): loading takes no time and the
+   * frozen weights share the page cache. The files must then not be overwritten in place (cp onto
+   * them) while the model lives; medtune's own writes replace files by rename and are safe.
+   * Default false: every tensor is copied once into the model's own memory.
+   */
+  mmap?: boolean;
   /** Original LLaVA / LLaVA-Med: the CLIP directory to take the vision tower from. */
   visionTower?: string;
   /**
@@ -75,9 +83,15 @@ function nativeOptions(config: ConfigObject, opts: ModelOptions) {
   };
 }
 
+// Buffers older transformers versions saved with the weights (recomputed, never loaded): CLIP's
+// embeddings.position_ids, LLaMA's rotary_emb.inv_freq. They are not worth reporting.
+function isKnownBuffer(name: string): boolean {
+  return name.endsWith('.embeddings.position_ids') || name.endsWith('.rotary_emb.inv_freq');
+}
+
 function loadReport(out: { unexpected: string[]; initialized: string[]; adapted: string[] }, resolved: ResolvedModel): LoadReport {
   const ignored = out.unexpected.filter((name) => resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
-  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
+  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)) && !isKnownBuffer(name));
   return {
     unexpected,
     initialized: out.initialized,
@@ -102,10 +116,13 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   const checkpoint = findCheckpointFiles(dir);
   const resolved = resolveModel(config, configPath, { dir, keys: checkpoint.keys, visionTower: opts.visionTower ?? null });
   const sources = [...checkpoint.files.map((p) => ({ path: p, prefix: '' })), ...resolved.extraSources];
-  const out = await addon().modelLoadAsync(resolved.spec, sources, nativeOptions(config, opts));
+  const out = await addon().modelLoadAsync(resolved.spec, sources, { ...nativeOptions(config, opts), mmap: opts.mmap ?? false });
+  const generationPath = join(dir, 'generation_config.json');
   return new Model({
     handle: out.model,
     config,
+    generationConfig: existsSync(generationPath) ? readConfigFile(generationPath) : null,
+    companions: resolved.companions ?? [],
     spec: resolved.spec,
     architecture: resolved.architecture,
     loadReport: loadReport(out, resolved),
@@ -139,7 +156,7 @@ async function loadWeightsFile(file: string, opts: LoadOptions): Promise<Model> 
     const source = tensors
       ? { path: file, prefix: '', names: [...tensors.keys()], tensors: [...tensors.values()].map((t) => t.handle) }
       : { path: file, prefix: '' };
-    const out = await addon().modelLoadAsync(resolved.spec, [source], nativeOptions(config, opts));
+    const out = await addon().modelLoadAsync(resolved.spec, [source], { ...nativeOptions(config, opts), mmap: !tensors && (opts.mmap ?? false) });
     return new Model({ handle: out.model, config, spec: resolved.spec, architecture: resolved.architecture, loadReport: loadReport(out, resolved) });
   } finally {
     if (tensors) for (const t of tensors.values()) t.dispose();
