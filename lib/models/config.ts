@@ -117,3 +117,28 @@ export class ConfigReader {
     return fallback;
   }
 }
+
+// Fields transformers' configs type as float. Its strict config classes reject an int there, and
+// JSON read into JavaScript has lost the difference between 0.0 and 0, so they are written with
+// a decimal point again.
+const FLOAT_FIELD = /(_eps|^eps|dropout|_prob|_probs|smoothing|_range|_factor|init_value|_rate|theta|_ratio|temperature|top_p|penalty)$/;
+
+function stringifyValue(value: unknown, key: string, indent: string): string {
+  const inner = `${indent}  `;
+  if (typeof value === 'number' && Number.isInteger(value) && FLOAT_FIELD.test(key)) return value.toFixed(1);
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    return `[\n${value.map((v) => inner + stringifyValue(v, key, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return '{}';
+    return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${stringifyValue(v, k, inner)}`).join(',\n')}\n${indent}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** config.json text as transformers writes it (2-space indent, float fields with a decimal point). */
+export function stringifyConfig(config: ConfigObject): string {
+  return `${stringifyValue(config, '', '')}\n`;
+}

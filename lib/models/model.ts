@@ -10,7 +10,7 @@ import { type Scope, type Tracked, trackInCurrentScope } from '../torch/scope.ts
 import { Tensor } from '../torch/tensor.ts';
 import { parseByteSize, writeFileAtomic } from './atomic.ts';
 import { WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from './checkpoint.ts';
-import type { ConfigObject } from './config.ts';
+import { type ConfigObject, stringifyConfig } from './config.ts';
 import type { ModelSpec } from './families/index.ts';
 import type { ModelHandle, ModelPart, ModelsAddon, ModuleKind, NativeParameterInfo } from './native-types.ts';
 
@@ -321,8 +321,8 @@ export class Model implements Tracked {
       if ('torch_dtype' in config && !('dtype' in config)) config['torch_dtype'] = opts.dtype;
       else config['dtype'] = opts.dtype;
     }
-    writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-    if (this.generationConfig) writeFileAtomic(join(dir, 'generation_config.json'), `${JSON.stringify(this.generationConfig, null, 2)}\n`);
+    writeFileAtomic(join(dir, 'config.json'), stringifyConfig(config));
+    if (this.generationConfig) writeFileAtomic(join(dir, 'generation_config.json'), stringifyConfig(this.generationConfig));
     for (const c of this.#companions) {
       const target = join(dir, c.relativePath);
       if (resolve(target) === resolve(c.source)) continue;

@@ -171,6 +171,35 @@ describe('BLIP parity with transformers', () => {
     model.dispose();
   });
 
+  it('save() writes a directory transformers loads (float fields stay floats for its strict configs)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { saveSafetensors } = await import('../../lib/models/index.ts');
+    const { runPython } = await import('../helpers/python.ts');
+    const tmp = mkdtempSync(join(tmpdir(), 'medtune-blip-save-'));
+    try {
+      const model = await loadModel(join(dir, 'original_vqa.pth'), { config: join(dir, 'config_original.json') });
+      await model.save(join(tmp, 'original'));
+      model.dispose();
+      // BLIP's own layout reloads here (the keys say which layout it is) ...
+      const reloaded = await loadModel(join(tmp, 'original'));
+      assert.equal(reloaded.architecture, 'BLIP_VQA');
+      close((await reloaded.forward(trainingBatch(), { grad: false }))['logits']!, ref['logits']!, 'reloaded');
+      reloaded.dispose();
+      const hf = await loadModel(join(dir, 'hf_vqa'));
+      await hf.save(join(tmp, 'hf'));
+      hf.dispose();
+      // ... and transformers' layout loads in transformers.
+      await saveSafetensors(join(tmp, 'in.safetensors'), { ...vqaInputs(), labels: ref['decoder_input_ids']! });
+      runPython('hf_forward.py', [join(tmp, 'hf'), join(tmp, 'in.safetensors'), join(tmp, 'out.safetensors')]);
+      const out = (await loadSafetensors(join(tmp, 'out.safetensors'))).tensors;
+      close(out['last_hidden_state']!, ref['image_embeds']!, 'transformers on the saved directory');
+      assertClose(out['loss']!.item(), ref['hf_loss']!.item(), { atol: 1e-5, rtol: 1e-5, message: 'transformers loss' });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('errors name what is missing', async () => {
     const model = await loadModel(join(dir, 'hf_vqa'));
     await assert.rejects(model.forward({ input_ids: ref['input_ids']! }), /needs 'pixel_values'/);

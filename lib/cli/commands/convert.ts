@@ -1,8 +1,9 @@
 // `medtune convert IN.pth --out DIR`: the weights of a torch.save checkpoint as safetensors, read
-// without executing its pickle, with a report of what was found and what was left out.
+// without executing its pickle, with a report of what was found and what was left out, and a
+// config.json where the architecture is known (timm ViTs, BLIP), so the directory loads as a model.
 import { parseArgs } from 'node:util';
-import { convertTorchCheckpoint } from '../../io/convert.ts';
 import type { TorchCheckpointReport } from '../../io/torch-checkpoint.ts';
+import { convertCheckpoint, type ModelConvertResult } from '../../models/convert.ts';
 import { UsageError, type Command } from '../command.ts';
 
 function formatCount(n: number): string {
@@ -24,10 +25,15 @@ function printSummary(r: TorchCheckpointReport, out: string, reportFile: string)
   console.log(`wrote ${out}\nreport ${reportFile}`);
 }
 
+function printModel(r: ModelConvertResult): void {
+  if (r.config) console.log(`config ${r.config} (${r.architecture}, ${r.format === 'hf' ? "transformers' layout" : "the checkpoint's own layout"})`);
+  for (const n of r.notes) console.log(`  ${n}`);
+}
+
 export const convert: Command = {
   name: 'convert',
   summary: 'convert a PyTorch .pth/.pt/.bin checkpoint to safetensors, safely (no pickle code runs)',
-  usage: 'medtune convert IN.pth --out DIR [--key PATH] [--keep-prefix] [--force] [--no-verify] [--json]',
+  usage: 'medtune convert IN.pth --out DIR [--format auto|source|hf] [--config PRESET|config.json] [--key PATH] [--keep-prefix] [--force] [--no-verify] [--json]',
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -39,18 +45,29 @@ export const convert: Command = {
         force: { type: 'boolean', default: false },
         'no-verify': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
+        format: { type: 'string', default: 'auto' },
+        config: { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UsageError(positionals.length ? 'expected one input checkpoint' : 'missing the input checkpoint');
     if (!values.out) throw new UsageError('missing --out DIR');
-    const result = await convertTorchCheckpoint(positionals[0]!, values.out, {
+    const format = values.format;
+    if (format !== 'auto' && format !== 'source' && format !== 'hf') throw new UsageError(`--format must be auto, source or hf, got '${format}'`);
+    const result = await convertCheckpoint(positionals[0]!, values.out, {
       stateDictKey: values.key,
       stripPrefixes: !values['keep-prefix'],
       verifyChecksums: !values['no-verify'],
       overwrite: values.force,
+      format,
+      ...(values.config !== undefined ? { config: values.config } : {}),
     });
-    if (values.json) console.log(JSON.stringify({ ...result.report, output: result.safetensors, reportFile: result.reportFile }, null, 2));
-    else printSummary(result.report, result.safetensors, result.reportFile);
+    if (values.json) {
+      console.log(JSON.stringify({ ...result.report, output: result.safetensors, reportFile: result.reportFile, config: result.config, format: result.format,
+        architecture: result.architecture, notes: result.notes }, null, 2));
+    } else {
+      printSummary(result.report, result.safetensors, result.reportFile);
+      printModel(result);
+    }
     return 0;
   },
 };
