@@ -13,6 +13,12 @@ Writes:
                       interpolation on load (BLIP's load_checkpoint)
   hf_caption/         BlipForConditionalGeneration (captioning / report generation)
   config_original.json  the config to load original_vqa.pth with
+  data/               a VQA-RAD-layout dataset ('VQA_RAD Dataset Public.json' + images/) and an
+                      IU-Xray-layout annotation.json, with what BLIP's own preprocessing makes of
+                      them (data.reference.safetensors / data.json): pre_question / pre_caption,
+                      [ENC] / [DEC] token ids, bicubic resize + CLIP normalisation (PIL, as BLIP's
+                      torchvision transform on PIL images)
+  bert_plain/         the WordPiece tokenizer without BLIP's [DEC] / [ENC]
   reference.safetensors, reference.json: inputs and what transformers computes from them
 Every parameter is perturbed away from its initial value.
 """
@@ -20,8 +26,12 @@ import json
 import os
 import sys
 
+import re
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import save_file
 from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering,
                           BlipImageProcessor)
@@ -192,6 +202,81 @@ with torch.no_grad():
     ref["caption_prompt_ids"] = prompt.input_ids
     gen = cap_model.generate(pixel_values=pixels, input_ids=prompt.input_ids.clone(), num_beams=3, max_length=14)
     info["caption_generate"] = gen.tolist()
+
+
+# --- data in the public layouts, and BLIP's preprocessing of it --------------------------------------
+def pre_question(question, max_ques_words=50):  # BLIP data/utils.py
+    question = re.sub(r"([.!\"()*#:;~])", "", question.lower())
+    question = question.rstrip(" ")
+    words = question.split(" ")
+    return " ".join(words[:max_ques_words]) if len(words) > max_ques_words else question
+
+
+def pre_caption(caption, max_words=50):  # BLIP data/utils.py
+    caption = re.sub(r"([.!\"()*#:;~])", " ", caption.lower())
+    caption = re.sub(r"\s{2,}", " ", caption)
+    caption = caption.rstrip("\n").strip(" ")
+    words = caption.split(" ")
+    return " ".join(words[:max_words]) if len(words) > max_words else caption
+
+
+plain_dir = os.path.join(out_dir, "bert_plain")
+BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True).save_pretrained(plain_dir)
+
+data_dir = os.path.join(out_dir, "data")
+os.makedirs(os.path.join(data_dir, "images"), exist_ok=True)
+rng = np.random.default_rng(0)
+names = []
+for i, (w, h, mode) in enumerate([(40, 48, "RGB"), (37, 29, "L"), (64, 64, "RGB"), (50, 41, "RGB")]):
+    arr = rng.integers(0, 256, size=(h, w, 3) if mode == "RGB" else (h, w), dtype=np.uint8)
+    name = f"synpic{100 + i}.png"
+    Image.fromarray(arr, mode).save(os.path.join(data_dir, "images", name))
+    names.append(name)
+rad = [
+    {"qid": 1, "image_name": names[0], "question": "Is there a lesion in the left lung?", "answer": "Yes", "answer_type": "CLOSED", "phrase_type": "freeform", "image_organ": "CHEST"},
+    {"qid": 2, "image_name": names[1], "question": "What organ is shown: the liver (or the heart)?", "answer": "the liver", "answer_type": "OPEN", "phrase_type": "freeform", "image_organ": "ABD"},
+    {"qid": 3, "image_name": names[2], "question": "Where is the effusion located?", "answer": "right upper lobe", "answer_type": "OPEN", "phrase_type": "test_freeform", "image_organ": "CHEST"},
+    {"qid": 4, "image_name": names[3], "question": "is the heart size normal", "answer": "no", "answer_type": "CLOSED", "phrase_type": "test_para", "image_organ": "CHEST"},
+    {"qid": 5, "image_name": names[0], "question": " ".join(["is there a lesion in the left lung"] * 6) + "?", "answer": "yes", "answer_type": "CLOSED", "phrase_type": "freeform", "image_organ": "CHEST"},
+]
+with open(os.path.join(data_dir, "VQA_RAD Dataset Public.json"), "w") as f:
+    json.dump(rad, f, indent=1)
+reports = {"train": [{"id": "CXR1", "report": "The lungs are clear. Heart size is normal (no cardiomegaly)!", "image_path": [names[2], names[3]], "split": "train"},
+                     {"id": "CXR2", "report": "Mild atelectasis; small pleural effusion: right.", "image_path": [names[0], names[1]], "split": "train"}],
+           "val": [], "test": []}
+with open(os.path.join(data_dir, "annotation.json"), "w") as f:
+    json.dump(reports, f, indent=1)
+
+
+def blip_transform(path, size):  # Resize((size, size), BICUBIC) on the PIL image, ToTensor, Normalize
+    img = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+    return (x - mean) / std
+
+
+train = [r for r in rad if not r["phrase_type"].startswith("test")]
+questions = [pre_question(r["question"]) for r in train]
+q = tokenizer(questions, padding="longest", truncation=True, max_length=35, return_tensors="pt")
+q.input_ids[:, 0] = ENC
+a = tokenizer([r["answer"] for r in train], padding="longest", return_tensors="pt")
+a.input_ids[:, 0] = DEC
+data_ref = {"input_ids": q.input_ids, "attention_mask": q.attention_mask, "decoder_input_ids": a.input_ids,
+            "decoder_attention_mask": a.attention_mask, "labels": a.input_ids.masked_fill(a.input_ids == tokenizer.pad_token_id, -100),
+            "pixel_values": torch.stack([blip_transform(os.path.join(data_dir, "images", r["image_name"]), IMAGE) for r in train])}
+prompt = "a picture of "
+caps = [prompt + pre_caption(r["report"]) for r in reports["train"]]
+t = tokenizer(caps, padding="longest", truncation=True, max_length=12, return_tensors="pt")
+t.input_ids[:, 0] = DEC
+targets = t.input_ids.masked_fill(t.input_ids == tokenizer.pad_token_id, -100)
+prompt_length = len(tokenizer(prompt).input_ids) - 1
+targets[:, :prompt_length] = -100
+data_ref.update({"report_decoder_input_ids": t.input_ids, "report_decoder_attention_mask": t.attention_mask, "report_labels": targets,
+                 "report_pixel_values": torch.stack([blip_transform(os.path.join(data_dir, "images", r["image_path"][0]), IMAGE) for r in reports["train"]])})
+save_file({k: v.contiguous() for k, v in data_ref.items()}, os.path.join(out_dir, "data.reference.safetensors"))
+with open(os.path.join(out_dir, "data.json"), "w") as f:
+    json.dump({"questions": questions, "captions": caps, "prompt_length": prompt_length, "plain_added": [len(vocab), len(vocab) + 1]}, f, indent=2)
 
 save_file({k: v.detach().contiguous() for k, v in ref.items()}, os.path.join(out_dir, "reference.safetensors"))
 with open(os.path.join(out_dir, "reference.json"), "w") as f:
