@@ -19,7 +19,8 @@ export async function saveTrainedOutput(model: Model, applied: AppliedMethod, di
  * Loads a trained output onto a freshly loaded base model: a PEFT adapter directory (ours or
  * peft's, transformers 4.x or 5.x names) gets its adapters attached and filled, and its
  * modules_to_save copied into the model; a medtune output of another method has its tensors
- * copied in. Nothing is made trainable (use applyMethod with an init adapter to train on).
+ * copied in. Every parameter is left frozen, as PeftModel.from_pretrained leaves them (to train
+ * on from an adapter, use applyMethod with lora.initAdapter).
  */
 export async function loadAdapter(model: Model, dir: string): Promise<AppliedMethod> {
   if (!existsSync(dir)) throw new AdapterFormatError(`${dir}: no such adapter directory`);
@@ -43,11 +44,13 @@ export async function loadAdapter(model: Model, dir: string): Promise<AppliedMet
       },
       trainExtra: c.modulesToSave ?? [],
     };
+    model.setRequiresGrad('all', false);
     const params = model.parameters();
     const mts = new Set(params.filter((p) => p.persistent && d.modulesToSave.some((m) => p.name.startsWith(`${m}.`))).map((p) => p.name));
     return { plan, adapters: d.adapters, modulesToSave: wholeModules(params, mts), trainable: [], warnings: [] };
   }
   const names = await loadTrainedTensors(model, dir);
+  model.setRequiresGrad('all', false);
   const plan = (method?.plan as MethodPlan | undefined) ?? resolveMethod({ method: 'full' });
   return { plan, adapters: [], modulesToSave: [], trainable: names, warnings: [] };
 }
