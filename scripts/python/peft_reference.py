@@ -14,8 +14,8 @@ Usage: peft_reference.py COMMAND ...
                                     with PeftModel.from_pretrained and writes its logits to `out`
                                     (and merge_and_unload()'s model to `merged`, with its logits)
   names MODEL_DIR                   JSON: checkpoint key -> transformers-5 parameter name
-  train MODEL_DIR INPUTS STEPS LR METHOD [ADAPTER_DIR] [EXTRA]
-                                    5-step AdamW reference: JSON per-step losses
+  train JOBS_JSON                   for each {model, inputs, steps, lr, method, adapter?, extra?}: AdamW
+                                    (weight decay 0) on one batch; JSON list of {losses, trainable}
 Models are loaded with transformers when config.json has "model_type", else as the timm reference.
 """
 import json
@@ -170,6 +170,29 @@ def fixtures(out):
         merged = pm.merge_and_unload()
         save_file({"logits": logits, "merged_logits": forward_logits(merged, inputs)}, os.path.join(out, f"{name}.reference.safetensors"))
 
+    # NIH ChestX-ray14-style multi-label data: 14 findings, "Finding Labels" joined with "|"
+    nih = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
+           "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"]
+    findings = ["Atelectasis|Effusion", "No Finding", "Cardiomegaly|Edema|Effusion", "Infiltration|Mass|Nodule"]
+    labels = torch.tensor([[1.0 if name in f.split("|") else 0.0 for name in nih] for f in findings])
+    cfg14 = transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
+                                   patch_size=8, num_labels=14, problem_type="multi_label_classification",
+                                   id2label={i: n for i, n in enumerate(nih)}, label2id={n: i for i, n in enumerate(nih)})
+    vit14 = transformers.ViTForImageClassification(cfg14)
+    with torch.no_grad():
+        for p in vit14.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    vit14.save_pretrained(os.path.join(out, "vit_nih"))
+    save_file({"pixel_values": torch.randn(4, 3, 16, 16), "labels": labels}, os.path.join(out, "nih.safetensors"))
+    pm = get_peft_model(transformers.ViTForImageClassification.from_pretrained(os.path.join(out, "vit_nih")),
+                        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=["classifier"]))
+    perturb_lora(pm, 20)
+    pm.save_pretrained(os.path.join(out, "vit_nih_lora"))
+    pm = get_peft_model(transformers.ViTForImageClassification.from_pretrained(os.path.join(out, "vit_nih")),
+                        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], use_dora=True, use_rslora=True))
+    perturb_lora(pm, 21)
+    pm.save_pretrained(os.path.join(out, "vit_nih_dora"))
+
     # the same LoRA adapter as a transformers 4.x stack writes it (hub adapters look like this)
     src = os.path.join(out, "vit_lora")
     dst = os.path.join(out, "vit_lora_v4")
@@ -220,7 +243,9 @@ def names(model_dir):
 
 
 def train(model_dir, inputs_path, steps, lr, method, adapter_dir=None, extra=None):
-    """AdamW (torch defaults but weight_decay 0.0) on one fixed batch; losses per step."""
+    """AdamW (torch defaults but weight_decay 0.0) on one fixed batch; losses per step. LoRA starts
+    from `adapter_dir` (PeftModel.from_pretrained(..., is_trainable=True): its LoRA weights and
+    modules_to_save train); other methods train preset_names() plus the `extra` modules."""
     torch.manual_seed(0)
     model, kind = load_model(model_dir)
     inputs = load_file(inputs_path)
@@ -246,7 +271,7 @@ def train(model_dir, inputs_path, steps, lr, method, adapter_dir=None, extra=Non
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    print(json.dumps({"losses": losses, "trainable": sum(p.numel() for p in params)}))
+    return {"losses": losses, "trainable": sum(p.numel() for p in params)}
 
 
 if __name__ == "__main__":
@@ -260,6 +285,8 @@ if __name__ == "__main__":
     elif cmd == "names":
         names(rest[0])
     elif cmd == "train":
-        train(rest[0], rest[1], int(rest[2]), float(rest[3]), rest[4], *(rest[5:]))
+        with open(rest[0]) as f:
+            jobs = json.load(f)
+        print(json.dumps([train(j["model"], j["inputs"], j["steps"], j["lr"], j["method"], j.get("adapter"), j.get("extra")) for j in jobs]))
     else:
         raise SystemExit(f"unknown command {cmd}")
