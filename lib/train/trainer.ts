@@ -277,13 +277,13 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
           progress.note(`saved checkpoint ${dir}`);
         }
       }
+      await runEval(state.epoch);
     } finally {
       (await ready.catch(() => [])).forEach(disposeBatch);
       progress.end();
       log.close();
     }
 
-    await runEval(state.epoch);
     model.train(false);
     const weightFiles = await weights.save(model, c.out);
     writeFileAtomic(join(c.out, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);

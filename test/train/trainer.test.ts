@@ -12,7 +12,7 @@ import { Generator, liveTensors, randn, tidy } from '../../lib/torch/index.ts';
 import { CheckpointError, listCheckpoints } from '../../lib/train/checkpoint.ts';
 import { resolveTrainConfig, type TrainConfig } from '../../lib/train/config.ts';
 import { TensorFileDataset } from '../../lib/train/dataset.ts';
-import { silentProgress } from '../../lib/train/progress.ts';
+import { LineProgress, silentProgress, TerminalProgress } from '../../lib/train/progress.ts';
 import { train, TrainingDivergedError } from '../../lib/train/trainer.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 
@@ -124,6 +124,61 @@ describe('trainer', () => {
     assert.ok(!existsSync(join(out, 'trainable.safetensors')), 'no final output from a diverged run');
     const log = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n');
     assert.equal(log.length, 3, 'steps 1-3 are logged');
+  });
+});
+
+describe('evaluation', () => {
+  it('every N steps and at the end; eval_loss is the validation set\'s mean loss', async () => {
+    const out = join(tmp, 'eval');
+    const model = await loadModel(modelDir);
+    const data = await TensorFileDataset.open(dataFile);
+    const val = await TensorFileDataset.open(dataFile);
+    try {
+      model.setRequiresGrad('all', true);
+      const result = await train({
+        model, train: data, eval: val, config: resolveTrainConfig({ ...base, steps: 5, evalEvery: 2, evalBatchSize: 7, out }),
+        progress: silentProgress, print: () => {},
+      });
+      const evals = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>)
+        .filter((r) => r['type'] === 'eval');
+      assert.deepEqual(evals.map((r) => r['step']), [2, 4, 5]);
+      assert.equal(evals[2]!['eval_samples'], 20);
+      // The final weights, one batch of all 20 examples: the same mean (batches of 7, 7, 6 weighted by size).
+      const all = val.batch(Array.from({ length: 20 }, (_, i) => i));
+      const whole = await model.forward(all, { grad: false });
+      assert.ok(Math.abs(whole['loss']!.item() - (evals[2]!['eval_loss'] as number)) < 1e-6);
+      assert.equal(result.lastEval?.eval_loss, evals[2]!['eval_loss']);
+      for (const t of [...Object.values(all), ...Object.values(whole)]) t?.dispose();
+    } finally {
+      val.dispose();
+      data.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('progress output', () => {
+  const sample = { step: 3, totalSteps: 10, epoch: 1, loss: 0.51234, lr: 1e-4, gradNorm: 0.25, samplesPerS: 123.4, elapsedMs: 3000 };
+  it('a terminal gets one redrawn bar line with loss, lr, throughput and time', () => {
+    const writes: string[] = [];
+    const out = { columns: 200, write: (s: string) => writes.push(s) } as unknown as NodeJS.WriteStream;
+    const p = new TerminalProgress(out, 10);
+    p.step(sample);
+    p.note('eval at step 3: loss 0.5');
+    p.step({ ...sample, step: 10, tokensPerS: 5000 });
+    p.end();
+    assert.equal(writes[0], '\r\x1b[2K[==>       ] 3/10 loss 0.5123 lr 1.00e-4 123.4 samples/s 00:03<00:07');
+    assert.equal(writes[1], '\r\x1b[2Keval at step 3: loss 0.5\n[==>       ] 3/10 loss 0.5123 lr 1.00e-4 123.4 samples/s 00:03<00:07');
+    assert.match(writes[2]!, /\[=========>\] 10\/10 loss 0\.5123 lr 1\.00e-4 5000 tok\/s 00:03<00:00$/);
+    assert.equal(writes[3], '\n');
+  });
+
+  it('elsewhere plain lines every N steps, first and last always', () => {
+    const lines: string[] = [];
+    const p = new LineProgress((l) => lines.push(l), 4);
+    for (let step = 1; step <= 10; step++) p.step({ ...sample, step });
+    assert.deepEqual(lines.map((l) => l.slice(0, 10)), ['step  1/10', 'step  4/10', 'step  8/10', 'step 10/10']);
+    assert.equal(lines[0], 'step  1/10  loss 0.5123  lr 1.00e-4  grad_norm 0.250  123.4 samples/s');
   });
 });
 
