@@ -33,7 +33,7 @@ const Checkpoint::Entry* Checkpoint::find(const std::string& name) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed) {
+LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed, bool mmap) {
   at::NoGradGuard noGrad;
   std::unordered_map<std::string, modules::ParamRef> params;
   for (auto& p : model.parameters())
@@ -55,7 +55,11 @@ LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double ini
                                                      c10::str(at::IntArrayRef(entry->record->shape)) + " but the model built from config.json expects " +
                                                      c10::str(slot.sizes()));
     }
-    entry->file->readInto(*entry->record, slot);
+    if (mmap && slot.device().is_cpu() && slot.scalar_type() == entry->record->dtype) {
+      slot = entry->file->view(*entry->record);  // a view unless the bytes are misaligned (then a copy)
+    } else {
+      entry->file->readInto(*entry->record, slot);
+    }
     loaded.insert(name);
   }
 

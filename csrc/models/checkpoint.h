@@ -47,7 +47,10 @@ struct LoadReport {
 // Fills every parameter of `model` from `checkpoint`. A missing parameter is an Error naming it
 // and the files, unless it belongs to a classification head (then it is initialised, as
 // transformers does when a backbone checkpoint is loaded for classification).
-LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed);
+// With `mmap`, CPU parameters whose dtype matches the file become copy-on-write views of the
+// mapped file instead of copies (no load-time copy, memory shared with the page cache; the file
+// must then not be overwritten in place while the model lives).
+LoadReport loadCheckpoint(Model& model, const Checkpoint& checkpoint, double initStd, uint64_t seed, bool mmap = false);
 
 struct SavedShard {
   std::string file;  // file name inside the directory

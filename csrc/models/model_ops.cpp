@@ -64,6 +64,7 @@ struct BuildArgs {
   modules::Init init;
   double initStd = 0.02;
   uint64_t seed = 0;
+  bool mmap = false;
 };
 
 BuildArgs readBuildArgs(const Args& a, size_t specIndex, size_t optionsIndex) {
@@ -83,6 +84,7 @@ BuildArgs readBuildArgs(const Args& a, size_t specIndex, size_t optionsIndex) {
     if (o.Has("device") && o.Get("device").IsString()) device = parseDevice(o.Get("device").As<Napi::String>().Utf8Value());
     if (o.Has("initStd") && o.Get("initStd").IsNumber()) b.initStd = o.Get("initStd").As<Napi::Number>().DoubleValue();
     if (o.Has("seed") && o.Get("seed").IsNumber()) b.seed = static_cast<uint64_t>(o.Get("seed").As<Napi::Number>().Int64Value());
+    if (o.Has("mmap") && o.Get("mmap").IsBoolean()) b.mmap = o.Get("mmap").As<Napi::Boolean>().Value();
   }
   if (!at::isFloatingType(dtype)) throw ArgumentError("a model's dtype must be a floating type, got " + dtypeName(dtype));
   b.init.options = at::TensorOptions().dtype(dtype).device(device);
@@ -132,7 +134,7 @@ Napi::Value modelLoadAsync(const Napi::CallbackInfo& info) {
   return computeQueue(info.Env()).submit(info.Env(), [b, sources]() -> Finisher {
     auto checkpoint = Checkpoint::open(sources);
     auto model = build(b);
-    LoadReport report = loadCheckpoint(*model, *checkpoint, b.initStd, b.seed);
+    LoadReport report = loadCheckpoint(*model, *checkpoint, b.initStd, b.seed, b.mmap);
     makeTrainable(*model);
     return [model, report](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);

@@ -31,7 +31,7 @@ class VitEmbeddings : public modules::Module {
     int64_t patches = (image / patch) * (image / patch);
     if (classToken) cls = init.empty({1, 1, dim});
     pos = init.empty({1, patches + (classToken && !noEmbedClass ? 1 : 0), dim});
-    addParameter(hf ? "cls_token" : "cls_token", &cls);
+    addParameter("cls_token", &cls);
     addParameter(hf ? "position_embeddings" : "pos_embed", &pos, Kind::PositionEmbedding);
     proj = addChild(hf ? "patch_embeddings.projection" : "patch_embed.proj", std::make_shared<modules::PatchConv>(channels, dim, patch, patchBias, Part::Vision, init));
   }
@@ -72,7 +72,7 @@ class VitModel : public Model {
     hf_ = s.string("layout") == "hf";
     const std::string prefix = hf_ ? s.string("prefix", "") : "";
     dim_ = s.integer("hiddenSize");
-    pooling_ = s.string("pooling", hf_ ? "cls" : "cls");
+    pooling_ = s.string("pooling", "cls");
     finalNorm_ = s.string("finalNorm", "norm");
     classToken_ = s.boolean("classToken", true);
     numLabels_ = s.integer("numLabels", 0);

@@ -62,15 +62,18 @@ class Module {
 
   static std::string join(const std::string& prefix, const std::string& name);
 
- protected:
-  // Registers a member tensor as a parameter named `name` (relative to this module). `kind`
-  // overrides the module's kind for this parameter (a cls token inside an embeddings module).
-  void addParameter(const std::string& name, at::Tensor* slot, std::optional<Kind> kind = std::nullopt);
+  // Registers a child module under `path` (may contain dots, or be empty to merge its names
+  // into this module's). Public so that composite models can assemble parts built elsewhere.
   template <class M>
   std::shared_ptr<M> addChild(const std::string& path, std::shared_ptr<M> child) {
     children_.emplace_back(path, child);
     return child;
   }
+
+ protected:
+  // Registers a member tensor as a parameter named `name` (relative to this module). `kind`
+  // overrides the module's kind for this parameter (a cls token inside an embeddings module).
+  void addParameter(const std::string& name, at::Tensor* slot, std::optional<Kind> kind = std::nullopt);
   // Parameters that are not members (adapters attached to a Linear).
   virtual void collectExtraParameters(const std::string& prefix, std::vector<ParamRef>& out) {}
   virtual void onTrainingChanged() {}

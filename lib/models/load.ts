@@ -26,6 +26,14 @@ export interface ModelOptions {
 }
 
 export interface LoadOptions extends ModelOptions {
+  /**
+   * Keep CPU parameters whose dtype matches the file as copy-on-write views of the memory-mapped
+   * safetensors instead of copying them (as transformers 5 does): loading takes no time and the
+   * frozen weights share the page cache. The files must then not be overwritten in place (cp onto
+   * them) while the model lives; medtune's own writes replace files by rename and are safe.
+   * Default false: every tensor is copied once into the model's own memory.
+   */
+  mmap?: boolean;
   /** Original LLaVA / LLaVA-Med: the CLIP directory to take the vision tower from. */
   visionTower?: string;
 }
@@ -57,6 +65,12 @@ function nativeOptions(config: ConfigObject, opts: ModelOptions) {
   };
 }
 
+// Buffers older transformers versions saved with the weights (recomputed, never loaded): CLIP's
+// embeddings.position_ids, LLaMA's rotary_emb.inv_freq. They are not worth reporting.
+function isKnownBuffer(name: string): boolean {
+  return name.endsWith('.embeddings.position_ids') || name.endsWith('.rotary_emb.inv_freq');
+}
+
 /**
  * Loads a Hugging Face model directory (config.json + model.safetensors or sharded with
  * model.safetensors.index.json; timm hub directories too). Every tensor is converted once into
@@ -69,11 +83,14 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   const checkpoint = findCheckpointFiles(dir);
   const resolved = resolveModel(config, configPath, { dir, keys: checkpoint.keys, visionTower: opts.visionTower ?? null });
   const sources = [...checkpoint.files.map((path) => ({ path, prefix: '' })), ...resolved.extraSources];
-  const out = await addon().modelLoadAsync(resolved.spec, sources, nativeOptions(config, opts));
-  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)));
+  const out = await addon().modelLoadAsync(resolved.spec, sources, { ...nativeOptions(config, opts), mmap: opts.mmap ?? false });
+  const unexpected = out.unexpected.filter((name) => !resolved.ignoredPrefixes.some((p) => name.startsWith(p)) && !isKnownBuffer(name));
+  const generationPath = join(dir, 'generation_config.json');
   return new Model({
     handle: out.model,
     config,
+    generationConfig: existsSync(generationPath) ? readConfigFile(generationPath) : null,
+    companions: resolved.companions ?? [],
     spec: resolved.spec,
     architecture: resolved.architecture,
     loadReport: { unexpected, initialized: out.initialized },

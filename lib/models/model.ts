@@ -1,8 +1,8 @@
 // A native model as TypeScript sees it. Parameters are addressed by the checkpoint's own key
 // names; forward takes HF-named batch tensors and resolves on the compute queue. Native memory is
 // released by dispose() (or `using`, or the enclosing tidy() scope).
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Device } from '../torch/device.ts';
 import type { DType } from '../torch/dtype.ts';
 import { nativePart } from '../torch/native.ts';
@@ -70,9 +70,37 @@ export interface ForwardOptions {
 /** Batch tensors by HF forward argument name: input_ids, attention_mask, pixel_values, labels ... */
 export type Batch = Record<string, Tensor | null | undefined>;
 
+export interface GenerateOptions {
+  /** New tokens at most (default: generation_config.json's max_new_tokens, else 20). */
+  maxNewTokens?: number;
+  /** Sample instead of greedy argmax (default: generation_config.json's do_sample, else false). */
+  doSample?: boolean;
+  temperature?: number;
+  /** 0 disables top-k (default 50, as transformers). */
+  topK?: number;
+  topP?: number;
+  /** Stop ids (default: generation_config.json's, else config.json's eos_token_id). */
+  eosTokenId?: number | number[];
+  /** Written after a row has finished (default: pad_token_id, else the first EOS id, as transformers). */
+  padTokenId?: number;
+  /** Seeds sampling; the same seed gives the same tokens. */
+  seed?: number;
+}
+
+export interface GenerateOutput {
+  /** input_ids followed by the new tokens (B, S + n); just the new tokens when there were no input_ids. */
+  sequences: Tensor;
+  /** The new tokens (B, n); rows that finished early continue with padTokenId. */
+  tokens: Tensor;
+}
+
 export interface ModelInit {
   handle: ModelHandle;
   config: ConfigObject;
+  /** generation_config.json, when the directory has one. */
+  generationConfig?: ConfigObject | null;
+  /** Files save() copies along (relative path in the directory -> source file). */
+  companions?: { relativePath: string; source: string }[];
   spec: ModelSpec;
   architecture: string;
   loadReport: LoadReport;
@@ -89,11 +117,16 @@ export class Model implements Tracked {
   readonly spec: ModelSpec;
   readonly architecture: string;
   readonly loadReport: LoadReport;
+  /** generation_config.json (null when absent): the defaults generate() uses, as transformers does. */
+  readonly generationConfig: ConfigObject | null;
+  readonly #companions: { relativePath: string; source: string }[];
 
   /** @internal models come from loadModel() and createModel(). */
   constructor(init: ModelInit) {
     this.#handle = init.handle;
+    this.#companions = init.companions ?? [];
     this.config = init.config;
+    this.generationConfig = init.generationConfig ?? null;
     this.spec = init.spec;
     this.architecture = init.architecture;
     this.loadReport = init.loadReport;
@@ -186,6 +219,35 @@ export class Model implements Tracked {
     return result;
   }
 
+  /**
+   * Greedy or sampled decoding with a KV cache, following transformers' generate(): batches are
+   * left-padded (attention_mask 0 on the left), positions come from the mask, finished rows
+   * continue with the pad token, and decoding stops when every row has produced an EOS id.
+   * Batch: input_ids, attention_mask, and pixel_values for LLaVA.
+   */
+  async generate(batch: Batch, opts: GenerateOptions = {}): Promise<GenerateOutput> {
+    const g = this.generationConfig ?? {};
+    const pick = <T>(value: T | undefined, key: string, fallback: T): T => value ?? ((g[key] as T | undefined) ?? fallback);
+    const spec = this.spec as { eosTokenIds?: number[]; padTokenId?: number | null };
+    const eosDefault = g['eos_token_id'] ?? spec.eosTokenIds ?? [];
+    const eos = opts.eosTokenId ?? (eosDefault as number | number[]);
+    const eosIds = Array.isArray(eos) ? eos : [eos];
+    const pad = opts.padTokenId ?? (typeof g['pad_token_id'] === 'number' ? g['pad_token_id'] : spec.padTokenId ?? eosIds[0] ?? 0);
+    const nativeBatch: Record<string, Tensor['handle']> = {};
+    for (const [k, t] of Object.entries(batch)) if (t) nativeBatch[k] = t.handle;
+    const out = await addon().modelGenerateAsync(this.handle, nativeBatch, {
+      maxNewTokens: pick(opts.maxNewTokens, 'max_new_tokens', 20),
+      doSample: pick(opts.doSample, 'do_sample', false),
+      temperature: pick(opts.temperature, 'temperature', 1),
+      topK: pick(opts.topK, 'top_k', 50),
+      topP: pick(opts.topP, 'top_p', 1),
+      eosTokenIds: eosIds,
+      padTokenId: pad,
+      seed: opts.seed ?? null,
+    });
+    return { sequences: Tensor.fromHandle(out.sequences), tokens: Tensor.fromHandle(out.tokens) };
+  }
+
   /** Dropout (and drop-path) on (true) or off. Models load in eval mode, as from_pretrained does. */
   train(flag = true): this {
     addon().modelSetTraining(this.handle, flag);
@@ -256,6 +318,13 @@ export class Model implements Tracked {
       else config['dtype'] = opts.dtype;
     }
     writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    if (this.generationConfig) writeFileAtomic(join(dir, 'generation_config.json'), `${JSON.stringify(this.generationConfig, null, 2)}\n`);
+    for (const c of this.#companions) {
+      const target = join(dir, c.relativePath);
+      if (resolve(target) === resolve(c.source)) continue;
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileAtomic(target, readFileSync(c.source));
+    }
     const written = new Set(shards.map((s) => s.file));
     for (const name of readdirSync(dir)) {
       const stale = (name === WEIGHTS_NAME || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name)) && !written.has(name);

@@ -45,6 +45,7 @@ export interface NativeBuildOptions {
   device?: string;
   seed?: number;
   initStd?: number;
+  mmap?: boolean;
 }
 
 export interface NativeGenerateOptions {

@@ -1,10 +1,14 @@
 """Learning rates of transformers' get_scheduler (constant_with_warmup, linear, cosine) stepped
 through a real optimizer and LambdaLR, with warmup given as steps or as a ratio the way
-TrainingArguments.get_warmup_steps resolves it. Prints JSON for test/train/schedule.test.ts.
+TrainingArguments.get_warmup_steps resolves it, for test/train/schedule.test.ts.
+
+Usage: schedule_reference.py OUT_DIR   (writes OUT_DIR/schedules.json)
 """
 
 import json
 import math
+import os
+import sys
 
 import torch
 from transformers import get_scheduler
@@ -31,4 +35,5 @@ cases = []
 for name in ["constant", "linear", "cosine"]:
     for total, warmup in [(10, 0), (10, 3), (17, 0.1), (7, 0.5), (1, 0), (50, 0.06), (5, 5), (5, 8)]:
         cases.append(run(name, total, warmup, [1e-3, 3e-4 * 0.75**3]))
-print(json.dumps(cases))
+with open(os.path.join(sys.argv[1], "schedules.json"), "w") as f:
+    json.dump(cases, f)

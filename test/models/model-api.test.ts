@@ -27,6 +27,22 @@ const vitConfig = {
   problem_type: 'multi_label_classification',
 };
 
+const llamaConfig = {
+  model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 64, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32,
+};
+
+const clipConfig = {
+  model_type: 'clip_vision_model', architectures: ['CLIPVisionModel'], hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2,
+  num_attention_heads: 2, image_size: 8, patch_size: 4,
+};
+
+const { architectures: _a, ...llamaText } = llamaConfig;
+const { architectures: _b, ...clipVision } = clipConfig;
+const llavaConfig = {
+  model_type: 'llava', architectures: ['LlavaForConditionalGeneration'], image_token_index: 63, text_config: llamaText, vision_config: clipVision,
+};
+
 const timmConfig = {
   architecture: 'vit_base_patch16_224',
   num_classes: 2,
@@ -40,28 +56,57 @@ async function logitsOf(model: Model, pixels: Tensor): Promise<number[]> {
 }
 
 describe('Model API', () => {
-  it('createModel -> save -> transformers loads it with the same logits; loadModel round-trips', async () => {
+  it('createModel -> save -> transformers loads every family with the same outputs; loadModel round-trips', async () => {
     await tidy(async () => {
-      const model = await createModel(vitConfig, { seed: 7 });
+      const ids = tensor([[5, 9, 63, 63, 63, 63, 2, 7], [1, 63, 63, 63, 63, 3, 4, 0]]);
+      const mask = tensor([[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 0]]);
+      const labels = tensor([[-100, -100, -100, -100, -100, -100, 2, 7], [-100, -100, -100, -100, -100, 3, 4, -100]]);
       const pixels = randn([2, 3, 8, 8]);
-      const labels = tensor([[1, 0, 1], [0, 0, 1]], { dtype: 'float32' });
-      const out = await model.forward({ pixel_values: pixels, labels }, { grad: false });
-      const dir = join(tmp, 'vit');
-      const saved = await model.save(dir);
-      assert.deepEqual(saved.files, [join(dir, 'model.safetensors')]);
-      assert.equal(saved.index, null);
-      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), vitConfig);
+      const cases: { name: string; config: Record<string, unknown>; batch: Record<string, Tensor>; output: string }[] = [
+        { name: 'vit', config: vitConfig, batch: { pixel_values: pixels, labels: tensor([[1, 0, 1], [0, 0, 1]], { dtype: 'float32' }) }, output: 'logits' },
+        { name: 'llama', config: llamaConfig, batch: { input_ids: ids.remainder(60), attention_mask: mask, labels }, output: 'logits' },
+        { name: 'llava', config: llavaConfig, batch: { input_ids: ids, attention_mask: mask, pixel_values: pixels, labels }, output: 'logits' },
+        { name: 'clip', config: clipConfig, batch: { pixel_values: pixels }, output: 'last_hidden_state' },
+      ];
+      const args: string[] = [];
+      const ours: Record<string, Record<string, Tensor>> = {};
+      for (const c of cases) {
+        const model = await createModel(c.config, { seed: 7 });
+        ours[c.name] = await model.forward(c.batch, { grad: false });
+        const dir = join(tmp, c.name);
+        const saved = await model.save(dir);
+        assert.deepEqual(saved.files, [join(dir, 'model.safetensors')]);
+        assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), c.config);
+        await saveSafetensors(join(tmp, `${c.name}.in.safetensors`), c.batch);
+        args.push(dir, join(tmp, `${c.name}.in.safetensors`), join(tmp, `${c.name}.out.safetensors`));
+        const again = await loadModel(dir);
+        const out = await again.forward(c.batch, { grad: false });
+        assert.deepEqual(out[c.output]!.toNumbers(), ours[c.name]![c.output]!.toNumbers(), `${c.name} reloads exactly`);
+        assert.deepEqual(again.parameters().map((p) => p.name), model.parameters().map((p) => p.name));
+      }
+      runPython('hf_forward.py', args);
+      for (const c of cases) {
+        const hf = (await loadSafetensors(join(tmp, `${c.name}.out.safetensors`))).tensors;
+        const real = c.name === 'llama' || c.name === 'llava' ? (t: Tensor) => t.index(mask.eq(1)).toTypedArray() : (t: Tensor) => t.toTypedArray();
+        assertClose(real(ours[c.name]![c.output]!), real(hf[c.output]!), { atol: 1e-5, rtol: 0, message: `transformers ${c.name} ${c.output}` });
+        if (hf['loss']) assertClose(ours[c.name]!['loss']!.item(), hf['loss'].item(), { atol: 1e-6, rtol: 0, message: `transformers ${c.name} loss` });
+      }
+    });
+  });
 
-      await saveSafetensors(join(tmp, 'in.safetensors'), { pixel_values: pixels, labels });
-      runPython('hf_forward.py', [dir, join(tmp, 'in.safetensors'), join(tmp, 'out.safetensors')]);
-      const hf = (await loadSafetensors(join(tmp, 'out.safetensors'))).tensors;
-      assertClose(out['logits']!.toTypedArray(), hf['logits']!.toTypedArray(), { atol: 1e-5, rtol: 0, message: 'transformers logits' });
-      assertClose(out['loss']!.item(), hf['loss']!.item(), { atol: 1e-6, rtol: 0, message: 'transformers loss' });
-
-      const again = await loadModel(dir);
-      assert.deepEqual(await logitsOf(again, pixels), out['logits']!.toNumbers());
-      assert.deepEqual(again.parameters().map((p) => p.name), model.parameters().map((p) => p.name));
-      again.dispose();
+  it('mmap loading: the same outputs, and writes to a parameter stay private (copy-on-write)', async () => {
+    await tidy(async () => {
+      const model = await createModel(vitConfig, { seed: 11 });
+      const dir = join(tmp, 'mmap');
+      await model.save(dir);
+      const pixels = randn([1, 3, 8, 8]);
+      const mapped = await loadModel(dir, { mmap: true });
+      assert.deepEqual(await logitsOf(mapped, pixels), await logitsOf(model, pixels));
+      noGrad(() => mapped.parameter('classifier.bias').fill_(5));
+      assert.deepEqual(mapped.parameter('classifier.bias').toNumbers(), [5, 5, 5]);
+      const fresh = await loadModel(dir);
+      assert.deepEqual(fresh.parameter('classifier.bias').toNumbers(), model.parameter('classifier.bias').toNumbers(), 'the file is unchanged');
+      await assert.rejects(model.generate({ pixel_values: pixels }), /the ViTForImageClassification model does not generate text/);
     });
   });
 

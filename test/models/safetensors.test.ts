@@ -39,29 +39,10 @@ async function expectBad(path: string, pattern: RegExp): Promise<void> {
 const f32 = (n: number) => new Uint8Array(new Float32Array(n).fill(1).buffer);
 
 describe('safetensors', () => {
-  it('reads what Python safetensors wrote: every dtype, shape, value and the metadata', async () => {
-    const path = join(tmp, 'python.safetensors');
-    const expected = runPythonJson<Record<string, PyTensor>>('safetensors_io.py', ['write', path]);
-    const header = readSafetensorsHeader(path);
-    assert.deepEqual(header.metadata, { format: 'pt', note: 'written by safetensors' });
-    assert.equal(header.tensors.find((t) => t.name === 'bf16')?.fileDtype, 'BF16');
+  it('byte-compatible with Python safetensors both ways: every dtype, shape, value, the metadata and the layout', async () => {
+    const ours = join(tmp, 'medtune.safetensors');
     await tidy(async () => {
-      const { tensors, metadata } = await loadSafetensors(path);
-      assert.equal(metadata['note'], 'written by safetensors');
-      assert.deepEqual(Object.keys(tensors).sort(), Object.keys(expected).sort());
-      for (const [name, e] of Object.entries(expected)) {
-        const t = tensors[name]!;
-        assert.equal(t.dtype, e.dtype, `${name} dtype`);
-        assert.deepEqual(t.shape, e.shape, `${name} shape`);
-        assert.deepEqual(t.toNumbers(), e.values.map((v) => (e.dtype === 'bool' ? Number(v) : v)), `${name} values`);
-      }
-    });
-  });
-
-  it('writes files Python safetensors reads back exactly, metadata included', async () => {
-    const path = join(tmp, 'medtune.safetensors');
-    await tidy(async () => {
-      await saveSafetensors(path, {
+      await saveSafetensors(ours, {
         'a.weight': tensor([[1.5, -2.25], [3, 4]]),
         'b.bias': tensor([0.1, 0.2, 0.3], { dtype: 'bfloat16' }),
         ids: tensor([1, 2, 3, 2 ** 40]),
@@ -69,19 +50,37 @@ describe('safetensors', () => {
         mask: tensor([true, false]),
       }, { format: 'pt', author: 'medtune' });
     });
-    const read = runPythonJson<{ metadata: Record<string, string>; tensors: Record<string, PyTensor> }>('safetensors_io.py', ['read', path]);
-    assert.deepEqual(read.metadata, { format: 'pt', author: 'medtune' });
-    assert.deepEqual(read.tensors['a.weight'], { dtype: 'float32', shape: [2, 2], values: [1.5, -2.25, 3, 4] });
-    assert.equal(read.tensors['b.bias']!.dtype, 'bfloat16');
-    assertClose(read.tensors['b.bias']!.values, [0.1, 0.2, 0.3], { atol: 2e-3 });
-    assert.deepEqual(read.tensors['ids']!.values, [1, 2, 3, 2 ** 40]);
-    assert.deepEqual(read.tensors['half'], { dtype: 'float16', shape: [2], values: [0.5, -1] });
-    assert.deepEqual(read.tensors['mask'], { dtype: 'bool', shape: [2], values: [1, 0] });
+    const theirs = join(tmp, 'python.safetensors');
+    const py = runPythonJson<{ written: Record<string, PyTensor>; read: { metadata: Record<string, string>; tensors: Record<string, PyTensor> } }>(
+      'safetensors_io.py', [theirs, ours]);
+
+    // Python reads what medtune wrote.
+    assert.deepEqual(py.read.metadata, { format: 'pt', author: 'medtune' });
+    assert.deepEqual(py.read.tensors['a.weight'], { dtype: 'float32', shape: [2, 2], values: [1.5, -2.25, 3, 4] });
+    assert.equal(py.read.tensors['b.bias']!.dtype, 'bfloat16');
+    assertClose(py.read.tensors['b.bias']!.values, [0.1, 0.2, 0.3], { atol: 2e-3 });
+    assert.deepEqual(py.read.tensors['ids']!.values, [1, 2, 3, 2 ** 40]);
+    assert.deepEqual(py.read.tensors['half'], { dtype: 'float16', shape: [2], values: [0.5, -1] });
+    assert.deepEqual(py.read.tensors['mask'], { dtype: 'bool', shape: [2], values: [1, 0] });
     // The reference writer's layout: tensors ordered by alignment then name, header padded to 8 bytes.
-    const header = readSafetensorsHeader(path);
-    assert.deepEqual(header.tensors.map((t) => t.name), ['ids', 'a.weight', 'b.bias', 'half', 'mask']);
-    const headerLength = Number(readFileSync(path).readBigUInt64LE(0));
-    assert.equal((8 + headerLength) % 8, 0);
+    assert.deepEqual(readSafetensorsHeader(ours).tensors.map((t) => t.name), ['ids', 'a.weight', 'b.bias', 'half', 'mask']);
+    assert.equal((8 + Number(readFileSync(ours).readBigUInt64LE(0))) % 8, 0);
+
+    // medtune reads what Python wrote.
+    const header = readSafetensorsHeader(theirs);
+    assert.deepEqual(header.metadata, { format: 'pt', note: 'written by safetensors' });
+    assert.equal(header.tensors.find((t) => t.name === 'bf16')?.fileDtype, 'BF16');
+    await tidy(async () => {
+      const { tensors, metadata } = await loadSafetensors(theirs);
+      assert.equal(metadata['note'], 'written by safetensors');
+      assert.deepEqual(Object.keys(tensors).sort(), Object.keys(py.written).sort());
+      for (const [name, e] of Object.entries(py.written)) {
+        const t = tensors[name]!;
+        assert.equal(t.dtype, e.dtype, `${name} dtype`);
+        assert.deepEqual(t.shape, e.shape, `${name} shape`);
+        assert.deepEqual(t.toNumbers(), e.values, `${name} values`);
+      }
+    });
   });
 
   it('converts while loading and loads a subset; an unknown name is an error', async () => {

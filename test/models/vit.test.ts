@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { loadModel, loadSafetensors, readSafetensorsHeader, type Model } from '../../lib/models/index.ts';
+import { loadModel, loadSafetensors, readSafetensorsHeader, type Model, type VitSpec } from '../../lib/models/index.ts';
 import type { Tensor } from '../../lib/torch/index.ts';
 import { assertClose } from '../helpers/close.ts';
 import { cachedFixture } from '../helpers/python.ts';
@@ -97,9 +97,10 @@ describe('ViT parity with PyTorch', () => {
   it('timm / MAE layout: global-average pooling, fc_norm, head and BCE loss within 1e-4', async () => {
     const ref = await reference('timm_mae');
     const model = await loadModel(join(dir, 'timm_mae'));
-    assert.equal(model.spec.layout, 'timm');
-    assert.equal(model.spec.pooling, 'avg');
-    assert.equal(model.spec.finalNorm, 'fc_norm');
+    const spec = model.spec as VitSpec;
+    assert.equal(spec.layout, 'timm');
+    assert.equal(spec.pooling, 'avg');
+    assert.equal(spec.finalNorm, 'fc_norm');
     const out = await run(model, { pixel_values: ref['pixel_values']!, labels: ref['labels']! });
     assertClose(out['logits']!.toTypedArray(), ref['logits']!.toTypedArray(), { atol: 1e-4, rtol: 0, message: 'logits' });
     assertClose(out['pooler_output']!.toTypedArray(), ref['pooler_output']!.toTypedArray(), { atol: 1e-4, rtol: 0, message: 'pooled' });

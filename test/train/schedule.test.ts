@@ -1,15 +1,18 @@
 // Schedules against transformers.get_scheduler stepped through torch's LambdaLR.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LrSchedule, type ScheduleName, warmupSteps } from '../../lib/train/schedule.ts';
 import { assertClose } from '../helpers/close.ts';
-import { runPythonJson } from '../helpers/python.ts';
+import { cachedFixture } from '../helpers/python.ts';
 
 interface Case { name: ScheduleName; total: number; warmup: number; base_lrs: number[]; lrs: number[][] }
 
 describe('learning-rate schedules', () => {
   it('match transformers get_scheduler step by step (warmup as steps and as a ratio)', () => {
-    const cases = runPythonJson<Case[]>('schedule_reference.py');
+    const dir = cachedFixture('schedules', 'schedule_reference.py');
+    const cases = JSON.parse(readFileSync(join(dir, 'schedules.json'), 'utf8')) as Case[];
     assert.equal(cases.length, 24);
     for (const c of cases) {
       const s = new LrSchedule({ name: c.name, totalSteps: c.total, warmup: c.warmup }, c.base_lrs);

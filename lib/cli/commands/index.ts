@@ -1,5 +1,6 @@
 // Every command the CLI knows, in the order `medtune --help` lists them.
 import type { Command } from '../command.ts';
 import { doctor } from './doctor.ts';
+import { trainCommand } from './train.ts';
 
-export const COMMANDS: Command[] = [doctor];
+export const COMMANDS: Command[] = [doctor, trainCommand];

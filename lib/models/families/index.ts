@@ -3,9 +3,12 @@
 // what is supported.
 import type { CheckpointKeys } from '../checkpoint.ts';
 import { type ConfigObject, ModelConfigError } from '../config.ts';
+import { CLIP_TEXT_PREFIXES, type ClipVisionSpec, clipVisionModelSpec } from './clip.ts';
+import { type LlamaSpec, causalLmSpec } from './llama.ts';
+import { type LlavaSpec, isOriginalLlava, llavaHfSpec, llavaOriginalSpec } from './llava.ts';
 import { type VitSpec, isTimmVitConfig, vitSpecFromHf, vitSpecFromTimm } from './vit.ts';
 
-export type ModelSpec = VitSpec;
+export type ModelSpec = VitSpec | LlamaSpec | ClipVisionSpec | LlavaSpec;
 
 export interface CheckpointSource {
   path: string;
@@ -30,6 +33,11 @@ export interface ResolvedModel {
   extraSources: CheckpointSource[];
   /** Checkpoint keys that belong to parts medtune does not build (CLIP's text tower ...). */
   ignoredPrefixes: string[];
+  /**
+   * Files the model directory relies on beyond config.json and the weights (an original LLaVA's
+   * local CLIP config named by mm_vision_tower): save() copies them to the same relative place.
+   */
+  companions?: { relativePath: string; source: string }[];
 }
 
 interface FamilyEntry {
@@ -48,6 +56,27 @@ const FAMILIES: FamilyEntry[] = [
         extraSources: [],
         ignoredPrefixes: [],
       };
+    },
+  },
+  {
+    modelTypes: ['clip_vision_model', 'clip'],
+    resolve(config, where, ctx) {
+      const spec = clipVisionModelSpec(config, where, ctx.keys);
+      // A CLIPModel checkpoint loads its vision half; the text half is skipped, not unexpected.
+      return { spec, architecture: 'CLIPVisionModel', extraSources: [], ignoredPrefixes: config['model_type'] === 'clip' ? CLIP_TEXT_PREFIXES : [] };
+    },
+  },
+  {
+    modelTypes: ['llava', 'llava_llama', 'llava_mistral'],
+    resolve(config, where, ctx) {
+      return isOriginalLlava(config) ? llavaOriginalSpec(config, where, ctx) : llavaHfSpec(config, where, ctx);
+    },
+  },
+  {
+    modelTypes: ['llama', 'mistral'],
+    resolve(config, where, ctx) {
+      const spec = causalLmSpec(config, where, ctx.keys);
+      return { spec, architecture: spec.modelType === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM', extraSources: [], ignoredPrefixes: [] };
     },
   },
 ];
