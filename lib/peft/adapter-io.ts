@@ -346,7 +346,7 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
   });
   writeFileAtomic(join(dir, ADAPTER_CONFIG_NAME), `${JSON.stringify(config, null, 2)}\n`);
   writeMethodFile(dir, model, applied, opts, keyStyle);
-  return [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, METHOD_FILE];
+  return [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME];
 }
 
 /** The zero-padded block form of a sliced adapter's B: rows of slice i use columns i*r..(i+1)*r. */
@@ -397,7 +397,7 @@ export async function saveTrainedTensors(model: Model, applied: AppliedLike, dir
     for (const t of tensors.values()) t.dispose();
   }
   writeMethodFile(dir, model, applied, opts, null);
-  return [TRAINED_WEIGHTS_NAME, METHOD_FILE];
+  return [TRAINED_WEIGHTS_NAME];
 }
 
 /** Loads trainable.safetensors (checkpoint names) into the model's parameters. */

@@ -23,6 +23,6 @@ export {
   attachAdapters, readAdapterDir, saveAdapter, saveTrainedTensors, loadTrainedTensors, targetModulesFor,
   METHOD_FILE, TRAINED_WEIGHTS_NAME, type AdapterInfo, type KeyStyle, type SaveOutputOptions,
 } from './adapter-io.ts';
-export { saveTrainedOutput, loadAdapter, mergeAdapters, unmergeAdapters } from './outputs.ts';
+export { saveTrainedOutput, loadAdapter, restoreTrainedOutput, mergeAdapters, unmergeAdapters } from './outputs.ts';
 export { readPeftConfig, AdapterFormatError, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, type PeftLoraConfig } from './peft-config.ts';
 export { HfNames, renameRules } from './hf-names.ts';

@@ -55,6 +55,28 @@ export async function loadAdapter(model: Model, dir: string): Promise<AppliedMet
   return { plan, adapters: [], modulesToSave: [], trainable: names, warnings: [] };
 }
 
+/**
+ * Restores saved weights into a model the same method was applied to (resuming a run): adapter
+ * and modules_to_save tensors, or the trained tensors. requires_grad flags stay as they are.
+ */
+export async function restoreTrainedOutput(model: Model, applied: AppliedMethod, dir: string): Promise<void> {
+  if (applied.adapters.length === 0) {
+    await loadTrainedTensors(model, dir);
+    return;
+  }
+  const d = await readAdapterDir(model, dir);
+  try {
+    const want = applied.adapters.map((a) => `${a.path}:${a.r}:${JSON.stringify(a.slices)}:${a.dora}`).sort();
+    const have = d.adapters.map((a) => `${a.path}:${a.r}:${JSON.stringify(a.slices)}:${a.dora}`).sort();
+    if (want.join('|') !== have.join('|')) {
+      throw new AdapterFormatError(`${dir}: its adapters (${have.length}) are not the ones this run attached (${want.length}); it was written by a different method or settings`);
+    }
+    await loadAdapterTensors(model, d);
+  } finally {
+    d.dispose();
+  }
+}
+
 /** Folds every adapter of `applied` into its base weight (forward unchanged, adapters inactive). */
 export function mergeAdapters(model: Model, applied: Pick<AppliedMethod, 'adapters'>): void {
   for (const a of applied.adapters) model.mergeAdapter(a.path);

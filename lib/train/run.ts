@@ -36,7 +36,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<TrainResult> {
   }
   const model = await loadModel(opts.model, { dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', seed: config.seed });
   try {
-    const tuning = applyTuningMethod(model, opts.method);
+    const tuning = await applyTuningMethod(model, { ...opts.method, seed: config.seed, baseModel: resolve(opts.model) });
     const data = await openTrainingData(opts.data, { model, images: opts.images ?? null, task: opts.task ?? null });
     const evalData = opts.evalData ? await openTrainingData(opts.evalData, { model, images: opts.images ?? null, task: opts.task ?? null }) : null;
     try {

@@ -124,7 +124,8 @@ describe('adapters written here load in PyTorch', () => {
       ours[name] = await logits(model);
       const out = join(tmp, `ours-${name}`);
       const files = await saveTrainedOutput(model, applied, out, { baseModel: join(dir, 'vit') });
-      assert.deepEqual(files, [ADAPTER_CONFIG_NAME, 'adapter_model.safetensors', METHOD_FILE]);
+      assert.deepEqual(files, [ADAPTER_CONFIG_NAME, 'adapter_model.safetensors']);
+      assert.ok(existsSync(join(out, METHOD_FILE)));
       jobs.push({ model: join(dir, 'vit'), adapter: out, out: join(tmp, `ours-${name}.out.safetensors`), merged: join(tmp, `ours-${name}-merged`) });
       model.dispose();
     }
@@ -189,7 +190,7 @@ describe('adapters written here load in PyTorch', () => {
     });
     const ours = await logits(model);
     const out = join(tmp, 'ours-ln');
-    assert.deepEqual(await saveTrainedOutput(model, applied, out, { baseModel: 'hub/vit-tiny' }), [TRAINED_WEIGHTS_NAME, METHOD_FILE]);
+    assert.deepEqual(await saveTrainedOutput(model, applied, out, { baseModel: 'hub/vit-tiny' }), [TRAINED_WEIGHTS_NAME]);
     const header = readSafetensorsHeader(join(out, TRAINED_WEIGHTS_NAME));
     assert.deepEqual(header.tensors.map((t) => t.name).sort(), [...applied.trainable].sort());
     assert.equal(header.metadata['method'], 'ln');

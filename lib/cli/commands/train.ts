@@ -5,7 +5,7 @@ import type { Device } from '../../torch/device.ts';
 import { isDevice } from '../../torch/device.ts';
 import type { TaskName, TrainConfig } from '../../train/config.ts';
 import { TrainConfigError } from '../../train/config.ts';
-import { METHOD_FLAGS } from '../../train/method.ts';
+import { KNOWN_METHODS, METHOD_FLAGS } from '../../train/method.ts';
 import { NO_DECAY_RULES, type NoDecayRule } from '../../train/param-groups.ts';
 import { fineTune } from '../../train/run.ts';
 import { SCHEDULES, type ScheduleName } from '../../train/schedule.ts';
@@ -72,7 +72,8 @@ const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
   --eval-data FILE       validation data, evaluated every --eval-every steps and at the end
   --images DIR           image folder of the dataset
   --task T               vqa | report | classify (default: inferred from the data)
-  --method M             tuning method (default full)
+  --method M             tuning method: ${KNOWN_METHODS.join(' | ')} (default full)
+${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string' ? ' X' : ''}`.padEnd(22)} ${f.help}`).join('\n')}
   --steps N | --epochs E length of the run (default 3 epochs)
   --batch-size B         examples per micro-batch (default 8)
   --grad-accum K         micro-batches per optimizer step (default 1)
