@@ -173,7 +173,7 @@ class BlipModel : public Model, public ConditionalGenerator {
     in.causal = true;
     at::Tensor logits = decoder_->head->forward(decoder_->bert->forward(in));
     out["logits"] = logits;
-    if (labels.defined()) out["loss"] = loss(logits, labels, c.question);
+    if (labels.defined()) out["loss"] = loss(logits, labels, c.question, batchTensor(batch, "num_items_in_batch"));
     return out;
   }
 
@@ -229,7 +229,9 @@ class BlipModel : public Model, public ConditionalGenerator {
     return {states, in.attentionMask, true};
   }
 
-  at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels, bool question) const {
+  // `numItems` (the trainer's supervised-token count of an accumulation window) turns a token mean
+  // into sum / numItems, as transformers' losses take num_items_in_batch.
+  at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels, bool question, const at::Tensor& numItems) const {
     if (labels.dim() != 2 || labels.size(0) != logits.size(0) || labels.size(1) != logits.size(1)) {
       throw ArgumentError("labels must have shape (batch, answer length) = " + c10::str(logits.sizes().slice(0, 2)) + ", got " + c10::str(labels.sizes()));
     }
@@ -239,8 +241,15 @@ class BlipModel : public Model, public ConditionalGenerator {
     if (question && blipLoss_) {
       // blip_vqa.py: per-answer sums (reduction='none' then .sum(1)), summed and divided by the
       // number of questions.
+      if (numItems.defined()) {
+        throw ArgumentError("BLIP's VQA loss is a mean over questions, not tokens: accumulate it with per-batch loss scaling");
+      }
       at::Tensor perToken = at::cross_entropy_loss(scores, targets, std::nullopt, at::Reduction::None, kIgnoreIndex, labelSmoothing_);
       return perToken.view({B, T - 1}).sum(1).sum() / static_cast<double>(B);
+    }
+    if (numItems.defined()) {
+      at::Tensor sum = at::cross_entropy_loss(scores, targets, std::nullopt, at::Reduction::Sum, kIgnoreIndex, labelSmoothing_);
+      return sum / numItems.to(sum.device());
     }
     return at::cross_entropy_loss(scores, targets, std::nullopt, at::Reduction::Mean, kIgnoreIndex, labelSmoothing_);
   }

@@ -1,5 +1,8 @@
 // Load time of a synthetic ViT-B/16 .pth (86M fp32 parameters in timm's MAE layout) and of its
-// converted safetensors, here and in PyTorch, on the same machine in the same run.
+// converted safetensors, here and in PyTorch, on the same machine in the same run: the raw
+// tensors, and a ready ViT-B/16 classifier (loadModel on the .pth with its architecture read off
+// the keys, and on the converted directory with the config.json convert writes, against timm's
+// VisionTransformer filled by load_state_dict(assign=True) from torch.load / safetensors).
 //
 //   node --import tsx scripts/bench/pth-load.ts [--repeat 5]
 //
@@ -10,8 +13,9 @@
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { convertTorchCheckpoint } from '../../lib/io/convert.ts';
 import { loadTorchCheckpoint } from '../../lib/io/torch-checkpoint.ts';
+import { convertCheckpoint } from '../../lib/models/convert.ts';
+import { loadModel } from '../../lib/models/load.ts';
 import { nativePart, PACKAGE_ROOT } from '../../lib/torch/native.ts';
 import { buildInfo, setNumThreads, type TensorHandle } from '../../lib/torch/index.ts';
 import { Tensor } from '../../lib/torch/tensor.ts';
@@ -49,7 +53,8 @@ async function loadPth(verifyChecksums: boolean): Promise<void> {
 setNumThreads(1);
 const t0 = performance.now();
 rmSync(outDir, { recursive: true, force: true });
-const { safetensors, report } = await convertTorchCheckpoint(pth, outDir);
+const { safetensors, report, config } = await convertCheckpoint(pth, outDir);
+if (!config) throw new Error(`${pth}: convert wrote no config.json`);
 const convertSeconds = (performance.now() - t0) / 1000;
 
 const pthChecked = await median(() => loadPth(true));
@@ -68,6 +73,12 @@ if (typeof native.safetensorsLoadAsync === 'function') {
 
 const py = runPythonJson<{ torch_load: number; safetensors_load_file: number; safetensors_materialized: number }>('bench_pth_load.py', ['time', pth, safetensors, String(repeats)], { timeoutMs: 900_000 });
 
+// From file to a ready model.
+const modelFromPth = await median(async () => (await loadModel(pth)).dispose());
+const modelFromDir = await median(async () => (await loadModel(outDir)).dispose());
+const modelFromDirMmap = await median(async () => (await loadModel(outDir, { mmap: true })).dispose());
+const pyModel = runPythonJson<{ torch_load_model: number; safetensors_model: number }>('bench_pth_load.py', ['model', pth, safetensors, String(repeats)], { timeoutMs: 900_000 });
+
 const mb = statSync(pth).size / 1e6;
 const row = (what: string, s: number, ref?: number) =>
   console.log(`${what.padEnd(52)} ${s.toFixed(3).padStart(7)} s  ${(mb / s).toFixed(0).padStart(5)} MB/s${ref ? `  ${(s / ref).toFixed(2)}x PyTorch` : ''}`);
@@ -80,3 +91,9 @@ if (stSeconds !== null) row('medtune native safetensors load', stSeconds, py.saf
 else console.log(`${'medtune native safetensors load'.padEnd(52)} not in this build (csrc/io safetensors is not merged yet)`);
 row('safetensors load_file + clone() (PyTorch, all in memory)', py.safetensors_materialized);
 row('safetensors load_file (PyTorch, lazy mmap: not read)', py.safetensors_load_file);
+console.log('to a ready ViT-B/16 classifier:');
+row('medtune loadModel(.pth) (architecture from the keys)', modelFromPth, pyModel.torch_load_model);
+row('medtune loadModel(converted dir) (copied)', modelFromDir, pyModel.torch_load_model);
+row('medtune loadModel(converted dir, { mmap: true })', modelFromDirMmap, pyModel.safetensors_model);
+row('timm ViT <- torch.load (meta init, assign=True)', pyModel.torch_load_model);
+row('timm ViT <- safetensors load_file (meta, assign: mmap)', pyModel.safetensors_model);

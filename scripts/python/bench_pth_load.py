@@ -8,9 +8,16 @@ Usage:
                                         safetensors.torch.load_file (lazy: memory-mapped, pages
                                         read on first touch) and load_file + clone() of every
                                         tensor (all bytes in memory, as torch.load gives), as JSON
+  bench_pth_load.py model FILE.pth FILE.safetensors REPEATS
+                                        median seconds from file to a ready timm-layout ViT-B/16
+                                        classifier (timm_vit_reference.VisionTransformer, built on
+                                        the meta device, then load_state_dict(assign=True): no
+                                        random init, no second copy): via torch.load and via
+                                        safetensors load_file, as JSON
 """
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -69,4 +76,23 @@ elif sys.argv[1] == "time":
         "safetensors_load_file": median_time(lambda: load_file(st), repeats),
         "safetensors_materialized": median_time(lambda: [t.clone() for t in load_file(st).values()], repeats),
         "threads": torch.get_num_threads(),
+    }))
+elif sys.argv[1] == "model":
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from timm_vit_reference import VisionTransformer
+
+    pth, st, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    torch.set_num_threads(1)
+
+    def ready(state):
+        with torch.device("meta"):
+            model = VisionTransformer(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12, num_classes=14, global_pool="avg")
+        model.load_state_dict(state, assign=True)
+        return model.eval()
+
+    print(json.dumps({
+        "torch_load_model": median_time(lambda: ready(torch.load(pth, weights_only=True, map_location="cpu")["model"]), repeats),
+        "safetensors_model": median_time(lambda: ready(load_file(st)), repeats),
     }))

@@ -20,13 +20,13 @@ Writes:
                       torchvision transform on PIL images)
   bert_plain/         the WordPiece tokenizer without BLIP's [DEC] / [ENC]
   reference.safetensors, reference.json: inputs and what transformers computes from them
-Every parameter is perturbed away from its initial value.
+Every parameter is perturbed away from its initial value. References for padded questions use
+blip_reference_fix.py (BLIP's cross-attention padding mask, which transformers 5.18 drops).
 """
 import json
 import os
-import sys
-
 import re
+import sys
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering,
                           BlipImageProcessor)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blip_reference_fix import restore_cross_attention_mask  # noqa: E402
 
 torch.manual_seed(0)
 out_dir = sys.argv[1]
@@ -141,6 +144,32 @@ with torch.no_grad():
     ref["report_labels"] = report_labels
     ref["report_logits"] = cap.logits
     ref["report_blip_loss"] = cap.loss.reshape(1)
+
+# --- padded questions ---------------------------------------------------------------------------------
+# Questions of different lengths: the decoder must not attend the shorter one's padding (BLIP masks
+# it). transformers 5.18 drops that mask (blip_reference_fix.py); both are recorded, the reference
+# is BLIP's masking.
+padded_q = tokenizer(["is the heart size normal?", "where is the lesion located in the right upper lobe?"], padding="longest", return_tensors="pt")
+padded_q.input_ids[:, 0] = ENC
+assert padded_q.attention_mask.sum(1).tolist()[0] < padded_q.input_ids.shape[1]
+
+
+def padded_forward():
+    with torch.no_grad():
+        q_states = vqa.text_encoder(input_ids=padded_q.input_ids, attention_mask=padded_q.attention_mask, encoder_hidden_states=image_embeds).last_hidden_state
+        vqa.text_decoder.label_smoothing = 0.1
+        out = vqa.text_decoder(input_ids=a.input_ids, attention_mask=a.attention_mask, encoder_hidden_states=q_states,
+                               encoder_attention_mask=padded_q.attention_mask, labels=targets, reduction="none")
+        vqa.text_decoder.label_smoothing = 0.0
+    return out.logits, (out.loss.sum() / pixels.shape[0]).reshape(1)
+
+
+ref["padded_input_ids"] = padded_q.input_ids
+ref["padded_attention_mask"] = padded_q.attention_mask
+ref["padded_logits_transformers"], _ = padded_forward()
+restore_cross_attention_mask()
+ref["padded_logits"], ref["padded_blip_loss"] = padded_forward()
+info["transformers_ignores_question_padding"] = bool((ref["padded_logits"] - ref["padded_logits_transformers"]).abs().max() > 1e-3)
 
 # --- the same weights in BLIP's own layout ---------------------------------------------------------
 def to_original(sd, vision_layers):
@@ -274,9 +303,27 @@ prompt_length = len(tokenizer(prompt).input_ids) - 1
 targets[:, :prompt_length] = -100
 data_ref.update({"report_decoder_input_ids": t.input_ids, "report_decoder_attention_mask": t.attention_mask, "report_labels": targets,
                  "report_pixel_values": torch.stack([blip_transform(os.path.join(data_dir, "images", r["image_path"][0]), IMAGE) for r in reports["train"]])})
+# Evaluation as MISS runs it: answers to the test questions by beam search (3, max_length 10, min_length 1).
+test = [r for r in rad if r["phrase_type"].startswith("test")]
+tq = tokenizer([pre_question(r["question"]) for r in test], padding="longest", truncation=True, max_length=35, return_tensors="pt")
+tq.input_ids[:, 0] = ENC
+with torch.no_grad():
+    tp = torch.stack([blip_transform(os.path.join(data_dir, "images", r["image_name"]), IMAGE) for r in test])
+    gen = vqa.generate(input_ids=tq.input_ids, pixel_values=tp, attention_mask=tq.attention_mask, num_beams=3, max_length=10, min_length=1)
+    test_answers = tokenizer.batch_decode(gen, skip_special_tokens=True)
+    # Reports from the first view, 'a picture of ' prompt, beam 3, up to the 64 positions, min_length 5.
+    rp = torch.stack([blip_transform(os.path.join(data_dir, "images", r["image_path"][0]), IMAGE) for r in reports["train"]])
+    image_embeds = vqa.vision_model(pixel_values=rp).last_hidden_state
+    prompt_ids = tokenizer([prompt] * len(rp), return_tensors="pt").input_ids[:, :-1]
+    prompt_ids[:, 0] = DEC
+    rgen = vqa.text_decoder.generate(input_ids=prompt_ids, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
+                                     encoder_hidden_states=image_embeds, encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long),
+                                     num_beams=3, max_length=64, min_length=5)
+    report_texts = tokenizer.batch_decode(rgen[:, prompt_ids.shape[1]:], skip_special_tokens=True)
 save_file({k: v.contiguous() for k, v in data_ref.items()}, os.path.join(out_dir, "data.reference.safetensors"))
 with open(os.path.join(out_dir, "data.json"), "w") as f:
-    json.dump({"questions": questions, "captions": caps, "prompt_length": prompt_length, "plain_added": [len(vocab), len(vocab) + 1]}, f, indent=2)
+    json.dump({"questions": questions, "captions": caps, "prompt_length": prompt_length, "plain_added": [len(vocab), len(vocab) + 1],
+               "test_answers": test_answers, "test_references": [r["answer"] for r in test], "report_predictions": report_texts}, f, indent=2)
 
 save_file({k: v.detach().contiguous() for k, v in ref.items()}, os.path.join(out_dir, "reference.safetensors"))
 with open(os.path.join(out_dir, "reference.json"), "w") as f:

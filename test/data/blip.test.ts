@@ -27,7 +27,7 @@ function sameInts(a: Tensor, b: Tensor, what: string): void {
 
 describe('BLIP batches from VQA-RAD and IU-Xray files', () => {
   before(async () => {
-    dir = cachedFixture('blip', 'make_blip_fixtures.py');
+    dir = cachedFixture('blip', 'make_blip_fixtures.py', [], { dependsOn: ['blip_reference_fix.py'] });
     ref = (await loadSafetensors(join(dir, 'data.reference.safetensors'))).tensors;
     info = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8'));
   });

@@ -32,7 +32,7 @@ async function transformersForward(dir: string, inputs: Record<string, Tensor>):
 describe('medtune convert: config.json for known layouts', () => {
   before(async () => {
     mae = cachedFixture('mae-pth', 'make_mae_pth_fixtures.py', [], { dependsOn: ['timm_vit_reference.py'] });
-    blip = cachedFixture('blip', 'make_blip_fixtures.py');
+    blip = cachedFixture('blip', 'make_blip_fixtures.py', [], { dependsOn: ['blip_reference_fix.py'] });
     maeRef = (await loadSafetensors(join(mae, 'reference.safetensors'))).tensors;
     blipRef = (await loadSafetensors(join(blip, 'reference.safetensors'))).tensors;
     scratch = mkdtempSync(join(tmpdir(), 'medtune-convert-model-'));
