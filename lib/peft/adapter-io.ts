@@ -156,7 +156,7 @@ export async function readAdapterDir(model: Model, dir: string): Promise<Adapter
     if (g.a.length !== 2 || g.a[1] !== inF || g.b.length !== 2 || g.b[0] !== out || g.b[1] !== rank) {
       throw new AdapterFormatError(`${file}: '${g.key}': lora_A [${g.a}] and lora_B [${g.b}] do not fit the layer's weight [${w.shape}] (expected [r, ${inF}] and [${out}, r])`);
     }
-    const alias = names.toTransformers5(path);
+    const alias = names.moduleToTransformers5(path);
     const alpha = patternValue(config.alphaPattern, g.key) ?? patternValue(config.alphaPattern, alias) ?? config.loraAlpha;
     const dora = Boolean(g.m);
     if (config.useDora && !dora) throw new AdapterFormatError(`${file}: use_dora is set but '${g.key}' has no lora_magnitude_vector`);
@@ -285,13 +285,14 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
   const persistent = params.filter((p) => p.persistent);
   const names = new HfNames(model, persistent.map((p) => p.name));
   const key = (n: string) => (keyStyle === 'checkpoint' ? n : names.toTransformers5(n));
+  const moduleKey = (m: string) => (keyStyle === 'checkpoint' ? m : names.moduleToTransformers5(m));
   const tensors = new Map<string, Tensor>();
   const owned: Tensor[] = [];
   const rankPattern: Record<string, number> = {};
   const alphaPattern: Record<string, number> = {};
   try {
     for (const a of applied.adapters) {
-      const k = `base_model.model.${key(a.path)}`;
+      const k = `base_model.model.${moduleKey(a.path)}`;
       const A = model.parameter(`${a.path}.lora_A.weight`);
       const B = model.parameter(`${a.path}.lora_B.weight`);
       owned.push(A, B);
@@ -314,7 +315,7 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
         owned.push(m);
         tensors.set(`${k}.lora_magnitude_vector`, m);
       }
-      const patternKey = escapeRegExp(key(a.path));
+      const patternKey = escapeRegExp(moduleKey(a.path));
       if (r !== lora.r) rankPattern[patternKey] = r;
       if (alpha !== lora.alpha) alphaPattern[patternKey] = alpha;
     }
@@ -328,7 +329,7 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
   } finally {
     for (const t of owned) t.dispose();
   }
-  const allModules = model.modules().map((m) => key(m.path)).filter((m) => m !== '');
+  const allModules = model.modules().map((m) => moduleKey(m.path)).filter((m) => m !== '');
   const hfLayout = (model.spec as { layout?: string }).layout !== 'timm' && typeof model.config['model_type'] === 'string';
   const modelType = String(model.config['model_type'] ?? '');
   const config = peftConfigJson({
@@ -337,8 +338,8 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
     loraDropout: lora.dropout,
     useRslora: lora.rslora,
     useDora: lora.dora,
-    targetModules: targetModulesFor(allModules, applied.adapters.map((a) => key(a.path)), applied.modulesToSave.map(key)),
-    modulesToSave: applied.modulesToSave.length ? applied.modulesToSave.map(key) : null,
+    targetModules: targetModulesFor(allModules, applied.adapters.map((a) => moduleKey(a.path)), applied.modulesToSave.map(moduleKey)),
+    modulesToSave: applied.modulesToSave.length ? applied.modulesToSave.map(moduleKey) : null,
     rankPattern,
     alphaPattern,
     baseModel: opts.baseModel ?? null,

@@ -264,7 +264,7 @@ function planAdapters(model: Model, plan: MethodPlan, params: readonly Parameter
     outFeatures: (path) => shapes.get(`${path}.weight`)![0]!,
   });
   return targets.map((t) => {
-    const alias = names.toTransformers5(t.path);
+    const alias = names.moduleToTransformers5(t.path);
     const r = patternValue(lora.rankPattern, alias) ?? patternValue(lora.rankPattern, t.path) ?? lora.r;
     const alpha = patternValue(lora.alphaPattern, alias) ?? patternValue(lora.alphaPattern, t.path) ?? lora.alpha;
     return { path: t.path, dora: lora.dora, r, alpha, dropout: lora.dropout, rslora: lora.rslora, slices: t.slices, sliceNames: t.sliceNames };
