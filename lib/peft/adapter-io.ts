@@ -21,7 +21,7 @@ import type { Model, ParameterInfo } from '../models/model.ts';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../models/safetensors.ts';
 import { noGrad } from '../torch/autograd.ts';
 import { zeros } from '../torch/creation.ts';
-import { cat } from '../torch/functional.ts';
+import { cat, equal } from '../torch/functional.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { HfNames } from './hf-names.ts';
 import {
@@ -202,10 +202,11 @@ function compactB(expanded: Tensor, info: AdapterInfo, file: string, key: string
   const r = info.r;
   const blocks = info.slices!.map(([start, length], i) => expanded.narrow(0, start, length).narrow(1, i * r, r));
   const compact = cat(blocks, 0);
-  const total = expanded.abs().sum().item();
-  const kept = compact.abs().sum().item();
   for (const b of blocks) b.dispose();
-  if (total !== kept) {
+  const rebuilt = expandB(compact, info, expanded.shape[0]!);
+  const same = equal(rebuilt, expanded);
+  rebuilt.dispose();
+  if (!same) {
     compact.dispose();
     throw new AdapterFormatError(`${file}: '${key}.lora_B.weight' is not the block form of a sliced LoRA (medtune_method.json says slices ${JSON.stringify(info.sliceNames)}); it was changed outside medtune`);
   }
