@@ -16,6 +16,9 @@ Usage: peft_reference.py COMMAND ...
   names MODEL_DIR...                JSON {dir: {checkpoint key: transformers-5 parameter name}}
   train JOBS_JSON                   for each {model, inputs, steps, lr, method, adapter?, extra?}: AdamW
                                     (weight decay 0) on one batch; JSON list of {losses, trainable}
+  hf JOBS_JSON                      for each {model, inputs, out}: transformers' logits of a model dir
+  batch JOBS_JSON                   several of the above in one process (one interpreter start):
+                                    [{"cmd": "counts" | "names" | "train" | "hf", ...}] -> JSON list
 Models are loaded with transformers when config.json has "model_type", else as the timm reference.
 """
 import json
@@ -313,6 +316,28 @@ def train(model_dir, inputs_path, steps, lr, method, adapter_dir=None, extra=Non
     return {"losses": losses, "trainable": sum(p.numel() for p in params)}
 
 
+def hf(model_dir, inputs_path, out_path):
+    model, _ = load_model(model_dir)
+    save_file({"logits": forward_logits(model, load_file(inputs_path))}, out_path)
+    return out_path
+
+
+def run_job(job):
+    cmd = job["cmd"]
+    if cmd == "counts":
+        return counts(job["model"])
+    if cmd == "names":
+        return names(job["model"])
+    if cmd == "train":
+        return train(job["model"], job["inputs"], job["steps"], job["lr"], job["method"], job.get("adapter"), job.get("extra"))
+    if cmd == "hf":
+        return hf(job["model"], job["inputs"], job["out"])
+    if cmd == "forward":
+        forward(job["model"], job["adapter"], job["inputs"], job["out"], job.get("merged"))
+        return job["out"]
+    raise SystemExit(f"unknown batch command {cmd}")
+
+
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "fixtures":
@@ -323,6 +348,10 @@ if __name__ == "__main__":
         forward_jobs(rest[0])
     elif cmd == "names":
         print(json.dumps({d: names(d) for d in rest}))
+    elif cmd in ("hf", "batch"):
+        with open(rest[0]) as f:
+            jobs = json.load(f)
+        print(json.dumps([run_job(j if cmd == "batch" else {"cmd": "hf", **j}) for j in jobs]))
     elif cmd == "train":
         with open(rest[0]) as f:
             jobs = json.load(f)

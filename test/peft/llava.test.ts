@@ -19,10 +19,40 @@ import { cachedFixture, runPython, runPythonJson } from '../helpers/python.ts';
 let dir: string;
 let batch: Record<string, Tensor>;
 const tmp = mkdtempSync(join(tmpdir(), 'medtune-peft-llava-'));
+const STEPS = 5;
+const LR = 1e-3;
+let cases: { spec: MethodSpec; python: Record<string, string> }[];
+// The PyTorch side in one interpreter: counts, transformers-5 names of both key forms, training.
+let ref: {
+  counts: Record<string, { trainable: number; all: number }>;
+  names: Record<string, Record<string, string>>;
+  train: { losses: number[]; trainable: number }[];
+};
 
 before(async () => {
   dir = cachedFixture('peft-llava', 'make_peft_llava_fixtures.py', [], { dependsOn: ['peft_reference.py', 'timm_vit_reference.py'] });
   batch = (await loadSafetensors(join(dir, 'llava_batch.safetensors'))).tensors;
+  cases = [
+    { spec: { method: 'ln' }, python: { method: 'ln' } },
+    { spec: { method: 'ffn' }, python: { method: 'ffn' } },
+    { spec: { method: 'attn' }, python: { method: 'attn' } },
+    { spec: { method: 'full' }, python: { method: 'full' } },
+    { spec: { method: 'lora', lora: { initAdapter: join(dir, 'llava_lora') } }, python: { method: 'lora', adapter: join(dir, 'llava_lora') } },
+  ];
+  const jobs = [
+    { cmd: 'counts', model: join(dir, 'llava') },
+    { cmd: 'names', model: join(dir, 'llava') },
+    { cmd: 'names', model: join(dir, 'llava_v4') },
+    ...cases.map((c) => ({ cmd: 'train', model: join(dir, 'llava'), inputs: join(dir, 'llava_batch.safetensors'), steps: STEPS, lr: LR, ...c.python })),
+  ];
+  const file = join(tmp, 'batch.json');
+  writeFileSync(file, JSON.stringify(jobs));
+  const out = runPythonJson<unknown[]>('peft_reference.py', ['batch', file]);
+  ref = {
+    counts: out[0] as typeof ref.counts,
+    names: { [join(dir, 'llava')]: out[1] as Record<string, string>, [join(dir, 'llava_v4')]: out[2] as Record<string, string> },
+    train: out.slice(3) as typeof ref.train,
+  };
 });
 
 /** Logits at the real (attention_mask 1) positions: what padding leaves at the rest is no result. */
@@ -41,7 +71,7 @@ async function logits(model: Model): Promise<number[]> {
 
 describe('LLaVA (llava-hf)', () => {
   it('trainable counts equal PyTorch + peft for every preset; scopes split vision / language / projector', async () => {
-    const ref = runPythonJson<Record<string, Record<string, { trainable: number; all: number }>>>('peft_reference.py', ['counts', join(dir, 'llava')])[join(dir, 'llava')]!;
+    const counts = ref.counts;
     const specs: [string, MethodSpec, 'all' | 'peft'][] = [
       ['ln', { method: 'ln' }, 'all'], ['ffn', { method: 'ffn' }, 'all'], ['attn', { method: 'attn' }, 'all'],
       ['bitfit', { method: 'bitfit' }, 'all'], ['full', { method: 'full' }, 'all'],
@@ -54,7 +84,7 @@ describe('LLaVA (llava-hf)', () => {
       const model = await loadModel(join(dir, 'llava'));
       const applied = await applyMethod(model, spec);
       const r = trainableReport(model, applied);
-      assert.deepEqual({ trainable: r.trainable, all: total === 'peft' ? r.peft.total : r.total }, ref[name], name);
+      assert.deepEqual({ trainable: r.trainable, all: total === 'peft' ? r.peft.total : r.total }, counts[name], name);
       model.dispose();
     }
     for (const scope of ['vision', 'language']) {
@@ -64,7 +94,7 @@ describe('LLaVA (llava-hf)', () => {
       assert.ok(applied.trainable.every((n) => n.startsWith(scope === 'vision' ? 'vision_tower.' : 'language_model.')), `ln --scope ${scope}`);
       model.dispose();
     }
-    assert.equal(scoped['vision']! + scoped['language']!, ref['ln']!.trainable, 'the two towers hold every norm');
+    assert.equal(scoped['vision']! + scoped['language']!, counts['ln']!.trainable, 'the two towers hold every norm');
     const model = await loadModel(join(dir, 'llava'));
     await assert.rejects(applyMethod(model, { method: 'ln', scope: 'projector' }), /method 'ln' with scope 'projector' selects no parameter/);
     const proj = await applyMethod(model, { method: 'full', scope: 'projector' });
@@ -73,7 +103,7 @@ describe('LLaVA (llava-hf)', () => {
   });
 
   it("transformers-5 names: transformers' own conversion of every checkpoint key, 5.x-saved and 4.x forms", async () => {
-    const maps = runPythonJson<Record<string, Record<string, string>>>('peft_reference.py', ['names', join(dir, 'llava'), join(dir, 'llava_v4')]);
+    const maps = ref.names;
     for (const form of ['llava', 'llava_v4']) {
       const model = await loadModel(join(dir, form));
       const params = model.parameters();
@@ -126,18 +156,7 @@ describe('LLaVA (llava-hf)', () => {
   });
 
   it('5 AdamW steps match PyTorch + peft: LN, FFN, attention, full, LoRA from the same adapter file', async () => {
-    const STEPS = 5;
-    const LR = 1e-3;
-    const cases: { spec: MethodSpec; python: Record<string, string> }[] = [
-      { spec: { method: 'ln' }, python: { method: 'ln' } },
-      { spec: { method: 'ffn' }, python: { method: 'ffn' } },
-      { spec: { method: 'attn' }, python: { method: 'attn' } },
-      { spec: { method: 'full' }, python: { method: 'full' } },
-      { spec: { method: 'lora', lora: { initAdapter: join(dir, 'llava_lora') } }, python: { method: 'lora', adapter: join(dir, 'llava_lora') } },
-    ];
-    const file = join(tmp, 'train.json');
-    writeFileSync(file, JSON.stringify(cases.map((c) => ({ model: join(dir, 'llava'), inputs: join(dir, 'llava_batch.safetensors'), steps: STEPS, lr: LR, ...c.python }))));
-    const reference = runPythonJson<{ losses: number[]; trainable: number }[]>('peft_reference.py', ['train', file]);
+    const reference = ref.train;
     for (const [i, c] of cases.entries()) {
       const model = await loadModel(join(dir, 'llava'));
       const applied = await applyMethod(model, c.spec);
