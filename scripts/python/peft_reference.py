@@ -322,8 +322,23 @@ def hf(model_dir, inputs_path, out_path):
     return out_path
 
 
+def lora_init(seed, shapes):
+    """What LoRA A matrices peft's init gives after torch.manual_seed(seed), drawn in order:
+    nn.init.kaiming_uniform_(A, a=math.sqrt(5)) on each (r, in_features)."""
+    import math
+    torch.manual_seed(seed)
+    out = []
+    for shape in shapes:
+        a = torch.empty(shape)
+        torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+        out.append(a.flatten().tolist())
+    return out
+
+
 def run_job(job):
     cmd = job["cmd"]
+    if cmd == "lora_init":
+        return lora_init(job["seed"], job["shapes"])
     if cmd == "counts":
         return counts(job["model"])
     if cmd == "names":
