@@ -1,0 +1,73 @@
+// Reads the dynamic section of an ELF64 little-endian shared object (x86-64, aarch64 Linux):
+// DT_NEEDED, DT_SONAME, DT_RPATH and DT_RUNPATH, with the file offset of each string. Used to
+// check what a prebuilt addon links (libtorch_cuda must be NEEDED) and that it carries no path
+// of the build machine, and to follow a CUDA libtorch's library closure when unpacking wheels.
+// No readelf needed, so the checks also run where binutils are absent.
+import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+
+const DT = { NULL: 0, NEEDED: 1, STRTAB: 5, SONAME: 14, RPATH: 15, RUNPATH: 29 };
+const SHT_DYNAMIC = 6;
+
+function readAt(fd, position, length) {
+  const buf = Buffer.alloc(length);
+  const n = readSync(fd, buf, 0, length, position);
+  if (n !== length) throw new Error(`truncated ELF file (wanted ${length} bytes at ${position})`);
+  return buf;
+}
+
+/**
+ * @typedef {{ value: string, offset: number }} DynString
+ * @typedef {{ needed: string[], soname: string | null, rpath: string | null, runpath: string | null,
+ *   strings: { needed: DynString[], soname: DynString | null, rpath: DynString | null, runpath: DynString | null } }} ElfDynamic
+ */
+
+/**
+ * @param {string} file
+ * @returns {ElfDynamic}
+ */
+export function readElfDynamic(file) {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const ident = readAt(fd, 0, 64);
+    if (ident.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file} is not an ELF file`);
+    if (ident[4] !== 2 || ident[5] !== 1) throw new Error(`${file}: only 64-bit little-endian ELF is supported`);
+    const shoff = Number(ident.readBigUInt64LE(0x28));
+    const shentsize = ident.readUInt16LE(0x3a);
+    const shnum = ident.readUInt16LE(0x3c);
+    if (shoff === 0 || shoff + shnum * shentsize > size) throw new Error(`${file}: no section headers`);
+    const sections = readAt(fd, shoff, shnum * shentsize);
+    const section = (i) => {
+      const b = i * shentsize;
+      return { type: sections.readUInt32LE(b + 4), offset: Number(sections.readBigUInt64LE(b + 0x18)), size: Number(sections.readBigUInt64LE(b + 0x20)), link: sections.readUInt32LE(b + 0x28) };
+    };
+    let dyn = null;
+    for (let i = 0; i < shnum; i++) if (section(i).type === SHT_DYNAMIC) { dyn = section(i); break; }
+    const empty = { needed: [], soname: null, rpath: null, runpath: null, strings: { needed: [], soname: null, rpath: null, runpath: null } };
+    if (!dyn) return empty;
+    const strtab = section(dyn.link);
+    const str = (off) => {
+      const chunk = readAt(fd, strtab.offset + off, Math.min(4096, strtab.size - off));
+      const end = chunk.indexOf(0);
+      return { value: chunk.toString('utf8', 0, end < 0 ? chunk.length : end), offset: strtab.offset + off };
+    };
+    const body = readAt(fd, dyn.offset, dyn.size);
+    const out = empty;
+    for (let p = 0; p + 16 <= body.length; p += 16) {
+      const tag = Number(body.readBigInt64LE(p));
+      const val = Number(body.readBigUInt64LE(p + 8));
+      if (tag === DT.NULL) break;
+      if (tag === DT.NEEDED) out.strings.needed.push(str(val));
+      else if (tag === DT.SONAME) out.strings.soname = str(val);
+      else if (tag === DT.RPATH) out.strings.rpath = str(val);
+      else if (tag === DT.RUNPATH) out.strings.runpath = str(val);
+    }
+    out.needed = out.strings.needed.map((s) => s.value);
+    out.soname = out.strings.soname?.value ?? null;
+    out.rpath = out.strings.rpath?.value ?? null;
+    out.runpath = out.strings.runpath?.value ?? null;
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
