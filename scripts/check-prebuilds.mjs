@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { readManifest } from './setup/addon-choice.mjs';
-import { readElfDynamic } from './setup/elf.mjs';
+import { newestVersions, readElfDynamic } from './setup/elf.mjs';
 import { PREBUILDS_DIR } from '../lib/torch/prebuilds.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,6 +34,8 @@ for (const p of manifest.prebuilds) {
   const dyn = readElfDynamic(file);
   console.log(`  NEEDED  ${dyn.needed.join(' ')}`);
   console.log(`  RPATH   ${dyn.rpath ?? '(none)'}    RUNPATH ${dyn.runpath ?? '(none)'}`);
+  const versions = newestVersions(dyn);
+  console.log(`  needs   ${['libc.so.6', 'libstdc++.so.6'].filter((f) => versions[f]).map((f) => `${f} ${versions[f]}`).join(', ')}`);
   if (dyn.rpath || dyn.runpath) problems.push('it has an RPATH/RUNPATH');
   const wanted = ['libtorch.so', 'libtorch_cpu.so', 'libc10.so', ...(p.variant === 'cpu' ? [] : ['libtorch_cuda.so', 'libc10_cuda.so'])];
   for (const lib of wanted) if (!dyn.needed.includes(lib)) problems.push(`${lib} is not NEEDED`);

@@ -13,7 +13,7 @@
 //   --libtorch DIR   build for these libtorch folders only (repeatable)
 //   --cuda-runtime   also unpack the CUDA libraries (~2 GB) so the CUDA prebuild can be loaded here
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ import { resolveLibtorch, writeJsonAtomic } from './build-addon.mjs';
 import { MANIFEST, readManifest, tryPrebuild } from './setup/addon-choice.mjs';
 import { sourceStamp } from './setup/addon-stamp.mjs';
 import { findCudaTorchWheel, prepareCudaLibtorch } from './setup/cuda-libtorch.mjs';
-import { readElfDynamic } from './setup/elf.mjs';
+import { newestVersions, readElfDynamic } from './setup/elf.mjs';
 import { describeLibtorch } from './setup/libtorch.mjs';
 import { PREBUILDS_DIR, prebuildName, variantTag } from '../lib/torch/prebuilds.mjs';
 
@@ -69,7 +69,7 @@ function linkCheck(file, libtorch) {
   for (const lib of ['libtorch.so', 'libtorch_cpu.so', 'libc10.so', ...(libtorch.cuda ? ['libtorch_cuda.so', 'libc10_cuda.so'] : [])]) {
     if (!dyn.needed.includes(lib)) problems.push(`${lib} is not NEEDED`);
   }
-  return { needed: dyn.needed, problems };
+  return { needed: dyn.needed, requires: newestVersions(dyn), problems };
 }
 
 async function buildOne(libtorch, stamp) {
@@ -88,8 +88,10 @@ async function buildOne(libtorch, stamp) {
   });
   const seconds = (Date.now() - started) / 1000;
   const dir = join(root, PREBUILDS_DIR, `${process.platform}-${process.arch}`);
-  const file = join(dir, `${name}.${process.env.PREBUILD_LIBC ?? 'glibc'}.node`);
-  if (!existsSync(file)) throw new Error(`prebuildify finished but ${file} is missing`);
+  // prebuildify appends the libc tag it detected (glibc, musl on Alpine).
+  const made = existsSync(dir) ? readdirSync(dir).find((f) => f.startsWith(`${name}.`) && f.endsWith('.node')) : undefined;
+  if (!made) throw new Error(`prebuildify finished but there is no ${name}.*.node in ${dir}`);
+  const file = join(dir, made);
   const check = linkCheck(file, libtorch);
   if (check.problems.length) throw new Error(`${relative(root, file)} is not a usable prebuild: ${check.problems.join('; ')}`);
   let loads;
@@ -104,7 +106,7 @@ async function buildOne(libtorch, stamp) {
     file: relative(join(root, PREBUILDS_DIR), file), torchVersion: libtorch.version, variant: variantTag(libtorch), cuda: libtorch.cuda,
     size: statSync(file).size, sha256: createHash('sha256').update(bytes).digest('hex'), sourceStamp: stamp,
     builtAt: new Date().toISOString(), buildSeconds: Math.round(seconds), libtorch: { source: libtorch.source, dir: libtorch.dir, wheel: libtorch.wheel ?? null },
-    needed: check.needed, loads,
+    needed: check.needed, requires: check.requires, loads,
   };
 }
 
@@ -119,6 +121,7 @@ try {
   for (const m of made) {
     console.log(`  ${PREBUILDS_DIR}/${m.file}  ${(m.size / 2 ** 20).toFixed(2)} MiB  built in ${m.buildSeconds} s`);
     console.log(`    NEEDED ${m.needed.join(' ')}`);
+    console.log(`    needs at least ${Object.entries(m.requires).filter(([f]) => /^lib(c|stdc\+\+)\.so/.test(f)).map(([, v]) => v).join(', ')}`);
     console.log(`    loads here: ${m.loads}`);
   }
 } catch (err) {

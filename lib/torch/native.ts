@@ -103,6 +103,8 @@ function explainLoadFailure(location: AddonLocation | null, cause: unknown): Err
       if (/libcu|libnv/.test(message)) lines.push('This libtorch is a CUDA build: its CUDA libraries (pip nvidia-* wheels or a CUDA toolkit) must be installed too.');
     }
     if (/undefined symbol/.test(message)) lines.push('The addon was built for a different libtorch than the one found now.');
+    if (/version `(GLIBC|GLIBCXX|CXXABI)_[\d.]+' not found/.test(message))
+      lines.push('This binary needs a newer C or C++ runtime (glibc, libstdc++) than this system has; build it from source here.');
   }
   if (choice) lines.push(`libtorch: ${choice.version} (${variantTag(choice)}) from ${choice.source} (${choice.dir})`);
   lines.push('Fix: run `node scripts/build-addon.mjs --force` in the medtune package (or `npm rebuild medtune`).');

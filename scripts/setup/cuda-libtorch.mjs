@@ -124,16 +124,19 @@ function unpackRuntimeLibraries(dest, torchDir, wheels, toolkit) {
       queue.push(out);
     }
   }
-  // Where pip would have put nvidia-cuda-runtime's libcudart; the toolkit's copy stands in.
-  if (unresolved.has('libcudart.so.13') || [...unresolved].some((s) => s.startsWith('libcudart.so'))) {
-    const soname = [...unresolved].find((s) => s.startsWith('libcudart.so'));
-    const fromToolkit = ['lib64', 'lib'].map((d) => join(toolkit.root, d, soname)).find((f) => existsSync(f));
-    const target = join(dest, 'nvidia', `cu${toolkit.version.split('.')[0]}`, 'lib', soname);
-    if (fromToolkit && !existsSync(target)) {
-      mkdirSync(dirname(target), { recursive: true });
-      symlinkSync(fromToolkit, target);
+  // Where pip would have put nvidia-cuda-runtime's libcudart; the toolkit's copy stands in
+  // when that wheel is not in the index.
+  const cudart = [...unresolved].find((s) => s.startsWith('libcudart.so'));
+  if (cudart) {
+    const fromToolkit = ['lib64', 'lib'].map((d) => join(toolkit.root, d, cudart)).find((f) => existsSync(f));
+    const target = join(dest, 'nvidia', `cu${toolkit.version.split('.')[0]}`, 'lib', cudart);
+    if (fromToolkit) {
+      if (!existsSync(target)) {
+        mkdirSync(dirname(target), { recursive: true });
+        symlinkSync(fromToolkit, target);
+      }
+      unresolved.delete(cudart);
     }
-    if (fromToolkit) unresolved.delete(soname);
   }
   return { extracted, unresolved: [...unresolved].filter((s) => !/^(libc|libm|libdl|librt|libpthread|libutil|libstdc\+\+|libgcc_s|ld-linux-x86-64|libgomp|libcuda)\.so/.test(s)) };
 }

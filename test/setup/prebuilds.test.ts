@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { listPrebuilds, parsePrebuildName, prebuildName, selectPrebuild, variantTag } from '../../lib/torch/prebuilds.mjs';
 import { chooseAddon, tryPrebuild } from '../../scripts/setup/addon-choice.mjs';
 import { sourceStamp } from '../../scripts/setup/addon-stamp.mjs';
-import { readElfDynamic } from '../../scripts/setup/elf.mjs';
+import { newestVersions, readElfDynamic } from '../../scripts/setup/elf.mjs';
 import { dropStaleConfiguration } from '../../scripts/build-addon.mjs';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 
@@ -144,6 +144,11 @@ describe('ELF dynamic section', () => {
     const needed = [...readelf.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
     assert.deepEqual(dyn.needed, needed);
     assert.equal(dyn.runpath, readelf.stdout.match(/\(RUNPATH\)\s+Library runpath: \[([^\]]+)\]/)?.[1] ?? null);
+    // Symbol versions, against readelf's version-needs listing.
+    const vr = spawnSync('readelf', ['-V', '-W', addonInUse], { encoding: 'utf8' }).stdout;
+    const glibc = [...vr.matchAll(/Name: (GLIBC_[\d.]+)/g)].map((m) => m[1]!);
+    const newest = glibc.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).pop();
+    assert.equal(newestVersions(dyn)['libc.so.6'], newest);
   });
 
   it('refuses files that are not ELF', () => {
