@@ -41,11 +41,13 @@ export function runPythonJson<T = unknown>(script: string, args: string[] = [], 
 /**
  * A directory made once by `scripts/python/<script> <outDir> ...args` and cached in
  * .cache/fixtures. Concurrent test processes may race: each builds into its own temporary
- * directory and the first rename wins.
+ * directory and the first rename wins. `dependsOn` names other scripts/python files the script
+ * imports, so that editing them remakes the fixture too.
  */
-export function cachedFixture(name: string, script: string, args: string[] = []): string {
-  const source = readFileSync(join(REPO_ROOT, 'scripts/python', script));
-  const key = createHash('sha256').update(source).update(JSON.stringify(args)).digest('hex').slice(0, 12);
+export function cachedFixture(name: string, script: string, args: string[] = [], opts: { dependsOn?: string[] } = {}): string {
+  const hash = createHash('sha256').update(readFileSync(join(REPO_ROOT, 'scripts/python', script))).update(JSON.stringify(args));
+  for (const dep of opts.dependsOn ?? []) hash.update(readFileSync(join(REPO_ROOT, 'scripts/python', dep)));
+  const key = hash.digest('hex').slice(0, 12);
   const root = join(REPO_ROOT, '.cache', 'fixtures');
   const dir = join(root, `${name}-${key}`);
   if (existsSync(join(dir, '.complete'))) return dir;

@@ -1,0 +1,89 @@
+// The models part of the native addon's function table (csrc/io, csrc/modules, csrc/models).
+import type { DType } from '../torch/dtype.ts';
+import type { ObjectHandle, TensorHandle } from '../torch/native-types.ts';
+
+export type ModelHandle = ObjectHandle<'Model'>;
+export type SafetensorsHandle = ObjectHandle<'SafetensorsFile'>;
+
+/** What masks select on: the kind of module a parameter belongs to. */
+export type ModuleKind =
+  | 'norm' | 'attention' | 'mlp' | 'embedding' | 'head' | 'projector' | 'patch_embedding' | 'position_embedding' | 'adapter' | 'other';
+/** Which part of the model a parameter belongs to. */
+export type ModelPart = 'vision' | 'language' | 'projector' | 'head';
+
+export interface NativeTensorRecord {
+  name: string;
+  /** medtune's spelling ('bfloat16'); dtypes medtune has no name for keep libtorch's. */
+  dtype: DType | string;
+  /** The file's spelling ('BF16'). */
+  fileDtype: string;
+  shape: number[];
+  offsets: [number, number];
+}
+
+export interface NativeParameterInfo {
+  name: string;
+  shape: number[];
+  dtype: DType;
+  device: string;
+  kind: ModuleKind;
+  part: ModelPart;
+  module: string;
+  requiresGrad: boolean;
+  persistent: boolean;
+}
+
+export interface NativeModuleInfo {
+  path: string;
+  type: string;
+  kind: ModuleKind;
+  part: ModelPart;
+}
+
+export interface NativeBuildOptions {
+  dtype?: DType;
+  device?: string;
+  seed?: number;
+  initStd?: number;
+  mmap?: boolean;
+}
+
+export interface NativeGenerateOptions {
+  maxNewTokens: number;
+  doSample: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  eosTokenIds: number[];
+  padTokenId: number;
+  seed: number | null;
+}
+
+export interface ModelsAddon {
+  safetensorsOpen(path: string): SafetensorsHandle;
+  safetensorsInfo(file: SafetensorsHandle): { path: string; fileSize: number; metadata: Record<string, string>; tensors: NativeTensorRecord[] };
+  safetensorsRead(file: SafetensorsHandle, name: string, dtype?: DType | null, device?: string | null): TensorHandle;
+  safetensorsLoadAsync(path: string, dtype?: DType | null, device?: string | null, names?: string[] | null):
+    Promise<{ metadata: Record<string, string>; names: string[]; tensors: TensorHandle[] }>;
+  safetensorsSaveAsync(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string> | null): Promise<void>;
+  disposeHandle(h: ObjectHandle<string>): void;
+
+  modelFamilies(): string[];
+  adapterKinds(): string[];
+  modelCreateAsync(spec: object, options: NativeBuildOptions): Promise<ModelHandle>;
+  modelLoadAsync(spec: object, sources: { path: string; prefix: string }[], options: NativeBuildOptions):
+    Promise<{ model: ModelHandle; unexpected: string[]; initialized: string[] }>;
+  modelParameters(model: ModelHandle): NativeParameterInfo[];
+  modelModules(model: ModelHandle): NativeModuleInfo[];
+  modelParameter(model: ModelHandle, name: string): TensorHandle;
+  modelSetRequiresGrad(model: ModelHandle, names: string[] | null, flag: boolean): number;
+  modelForwardAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options?: { outputHiddenStates?: boolean; grad?: boolean }): Promise<Record<string, TensorHandle>>;
+  modelGenerateAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options: NativeGenerateOptions): Promise<{ sequences: TensorHandle; tokens: TensorHandle }>;
+  modelSetTraining(model: ModelHandle, flag: boolean): void;
+  modelTraining(model: ModelHandle): boolean;
+  modelAttachAdapter(model: ModelHandle, path: string, kind: string, options?: object): void;
+  modelDetachAdapter(model: ModelHandle, path: string): boolean;
+  modelMergeAdapter(model: ModelHandle, path: string, merge: boolean): void;
+  modelSaveAsync(model: ModelHandle, dir: string, maxShardBytes: number, dtype?: DType | null, metadata?: Record<string, string> | null):
+    Promise<{ file: string; names: string[]; bytes: number }[]>;
+}
