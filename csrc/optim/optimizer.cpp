@@ -214,29 +214,36 @@ void Optimizer::stepSgdSingle(ParamGroup& group, std::vector<ParamState>& states
   }
 }
 
-// torch/optim/sgd.py, _fused_sgd: the first step (no buffer yet anywhere in the bucket) lets the
-// kernel initialise the momentum buffers from the gradients.
+// torch/optim/sgd.py, _fused_sgd. The kernel's first step (is_first_step) initialises the
+// momentum buffers from the gradients, as the single-tensor path's `buf = grad.clone()`; a
+// parameter whose first gradient comes later than the others' gets the same treatment in a
+// call of its own, so both paths agree whatever the pattern of missing gradients.
 void Optimizer::stepSgdFused(ParamGroup& group, std::vector<ParamState>& states) {
   const Hyper& h = group.hyper;
   for (const Bucket& bucket : bucketsWithGrad(group)) {
-    std::vector<at::Tensor> params, grads, buffers;
-    bool firstStep = h.momentum != 0;
-    for (size_t i : bucket.index)
-      if (states[i].momentumBuffer.defined()) firstStep = false;
-    for (size_t i : bucket.index) {
-      at::Tensor& param = group.params[i];
-      ParamState& s = states[i];
-      params.push_back(param);
-      grads.push_back(param.grad());
-      if (h.momentum != 0) {
-        if (!s.momentumBuffer.defined()) s.momentumBuffer = firstStep ? at::empty_like(param.grad()) : at::zeros_like(param);
-        buffers.push_back(s.momentumBuffer);
+    std::vector<bool> fresh;
+    for (size_t i : bucket.index) fresh.push_back(h.momentum != 0 && !states[i].momentumBuffer.defined());
+    for (bool first : {true, false}) {
+      std::vector<at::Tensor> params, grads, buffers;
+      for (size_t k = 0; k < bucket.index.size(); ++k) {
+        size_t i = bucket.index[k];
+        ParamState& s = states[i];
+        bool isNew = fresh[k];
+        if (isNew != first) continue;
+        at::Tensor& param = group.params[i];
+        params.push_back(param);
+        grads.push_back(param.grad());
+        if (h.momentum != 0) {
+          if (isNew) s.momentumBuffer = at::empty_like(param.grad());
+          buffers.push_back(s.momentumBuffer);
+        }
+        s.initialized = true;
+        s.step += 1;
       }
-      s.initialized = true;
-      s.step += 1;
+      if (params.empty()) continue;
+      at::_fused_sgd_(params, grads, buffers, h.weightDecay, h.momentum, h.lr, h.dampening, h.nesterov,
+                      /*maximize=*/false, /*is_first_step=*/first && h.momentum != 0);
     }
-    at::_fused_sgd_(params, grads, buffers, h.weightDecay, h.momentum, h.lr, h.dampening, h.nesterov,
-                    /*maximize=*/false, firstStep);
   }
 }
 

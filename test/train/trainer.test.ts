@@ -42,8 +42,8 @@ before(async () => {
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(settings: Partial<TrainConfig> & { out: string }, opts: { data?: string; resumeFrom?: string } = {}) {
-  const model = await loadModel(modelDir);
+async function run(settings: Partial<TrainConfig> & { out: string }, opts: { data?: string; resumeFrom?: string; dtype?: 'bf16' } = {}) {
+  const model = await loadModel(modelDir, opts.dtype ? { dtype: opts.dtype } : {});
   const data = await TensorFileDataset.open(opts.data ?? dataFile);
   try {
     model.setRequiresGrad('all', true);
@@ -109,6 +109,15 @@ describe('trainer', () => {
     await assert.rejects(run({ ...base, steps: 7, out: join(tmp, 'x'), optimizer: 'sgd' }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') }),
       /saved by a adamw optimizer, this run uses sgd/);
     await assert.rejects(run({ ...base, steps: 7, out: join(tmp, 'x') }, { resumeFrom: join(tmp, 'nowhere') }), CheckpointError);
+  });
+
+  it('trains in bfloat16: the same run within half-precision noise, trained tensors stored as bf16', async () => {
+    const fp32 = await run({ ...base, steps: 4, out: join(tmp, 'fp32') });
+    const bf16 = await run({ ...base, steps: 4, out: join(tmp, 'bf16') }, { dtype: 'bf16' });
+    bf16.result.losses.forEach((l, i) => assert.ok(Math.abs(l - fp32.result.losses[i]!) < 0.02, `step ${i + 1}: bf16 ${l} vs fp32 ${fp32.result.losses[i]}`));
+    const trained = await loadSafetensors(join(tmp, 'bf16', 'trainable.safetensors'));
+    assert.ok(Object.values(trained.tensors).every((t) => t.dtype === 'bfloat16'));
+    for (const t of Object.values(trained.tensors)) t.dispose();
   });
 
   it('a NaN loss stops the run at its step, before any update, and keeps the last checkpoint', async () => {
