@@ -104,7 +104,7 @@ export function buildOptimizer(model: Model, c: TrainConfig): { optimizer: Optim
   const tensors = trainable.map((p) => ({ name: p.name, kind: p.kind, tensor: model.parameter(p.name) }));
   try {
     const groups = buildParamGroups(tensors, { lr: c.lr, weightDecay: c.weightDecay, noDecay: c.noDecay, ...(c.layerDecay !== null ? { layerDecay: c.layerDecay } : {}) });
-    return { optimizer: createOptimizer(optimizerSpec(c), groups), groups };
+    return { optimizer: createOptimizer(optimizerSpec(c), groups, { implementation: c.optimizerImplementation }), groups };
   } finally {
     // The native optimizer holds its own references to the parameters.
     for (const t of tensors) t.tensor.dispose();

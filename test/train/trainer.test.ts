@@ -134,6 +134,29 @@ describe('trainer', () => {
     const log = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n');
     assert.equal(log.length, 3, 'steps 1-3 are logged');
   });
+
+  it('with fused optimizers the NaN step is skipped on the device: the weights stay those after step 3', async () => {
+    // A constant schedule, so that the 3-step and the 5-step runs share their first three steps.
+    const settings = { ...base, gradAccum: 1, shuffle: false, schedule: 'constant', warmup: 0, optimizerImplementation: 'fused' } as const;
+    await run({ ...settings, steps: 3, out: join(tmp, 'clean3') }, { data: nanFile });
+    const model = await loadModel(modelDir);
+    const data = await TensorFileDataset.open(nanFile);
+    try {
+      model.setRequiresGrad('all', true);
+      await assert.rejects(train({ model, train: data, config: resolveTrainConfig({ ...settings, steps: 5, out: join(tmp, 'nanfused') }), progress: silentProgress, print: () => {} }),
+        /^TrainingDivergedError: step 4: the loss is NaN/);
+      const clean = await loadSafetensors(join(tmp, 'clean3', 'trainable.safetensors'));
+      for (const [name, t] of Object.entries(clean.tensors)) {
+        const p = model.parameter(name);
+        assert.deepEqual(p.toNumbers(), t.toNumbers(), name);
+        p.dispose();
+        t.dispose();
+      }
+    } finally {
+      data.dispose();
+      model.dispose();
+    }
+  });
 });
 
 describe('evaluation', () => {

@@ -69,7 +69,8 @@ const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
 
   --model DIR            Hugging Face model directory (config.json + safetensors)
   --data FILE            training data (.safetensors of pre-processed tensors in this build)
-  --eval-data FILE       validation data, evaluated every --eval-every steps and at the end
+  --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
+                         (batches of --eval-batch-size, default --batch-size)
   --images DIR           image folder of the dataset
   --task T               vqa | report | classify (default: inferred from the data)
   --method M             tuning method (default full)
@@ -96,7 +97,7 @@ const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'fine-tune a model (full or parameter-efficient) on a dataset',
+  summary: 'Fine-tune a model (full or parameter-efficient) on a dataset',
   usage: USAGE,
   async run(argv) {
     const methodFlags = Object.fromEntries(Object.entries(METHOD_FLAGS).map(([k, v]) => [k, { type: v.type }]));
