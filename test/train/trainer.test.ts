@@ -227,6 +227,18 @@ describe('medtune train (CLI)', () => {
     assert.equal(readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').length, 6);
   });
 
+  it('--resume latest continues from the newest checkpoint with the same losses', () => {
+    const out = join(tmp, 'cli-resume');
+    const args = [cli, 'train', '--model', modelDir, '--data', dataFile, '--steps', '6', '--batch-size', '5', '--lr', '1e-2', '--seed', '4', '--save-every', '2', '--out', out];
+    execFileSync(process.execPath, args, { encoding: 'utf8' });
+    const first = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    const stdout = execFileSync(process.execPath, [...args, '--resume', 'latest'], { encoding: 'utf8' });
+    assert.match(stdout, /resuming from .*checkpoint-4 after step 4/);
+    assert.match(stdout, /done: 2 steps \(resumed after step 4, now at step 6\), loss/);
+    const all = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    assert.deepEqual(all.slice(6).map((r) => [r.step, r.loss]), first.slice(4).map((r) => [r.step, r.loss]), 'the log continues, appended');
+  });
+
   it('bad flags are one clear line and exit code 2', () => {
     const r = spawnSync(process.execPath, [cli, 'train', '--model', modelDir, '--data', dataFile, '--out', join(tmp, 'bad'), '--steps', 'ten'], { encoding: 'utf8' });
     assert.equal(r.status, 2);

@@ -151,7 +151,9 @@ export const trainCommand: Command = {
       });
       const first = result.losses[0];
       const last = result.losses.at(-1);
-      console.log(`done: ${result.steps} steps${first !== undefined ? `, loss ${first.toFixed(4)} -> ${last!.toFixed(4)}` : ''}`);
+      const ran = result.losses.length;
+      const resumedNote = ran !== result.steps ? ` (resumed after step ${result.steps - ran}, now at step ${result.steps})` : '';
+      console.log(`done: ${ran} steps${resumedNote}${first !== undefined ? `, loss ${first.toFixed(4)} -> ${last!.toFixed(4)}` : ''}`);
       console.log(`saved ${result.weightFiles.join(', ')} in ${result.out}`);
       return 0;
     } catch (err) {
