@@ -101,7 +101,7 @@ describe('trainer', () => {
     const full = await run({ ...base, steps: 7, saveEvery: 3, keepCheckpoints: 5, out: join(tmp, 'full') });
     assert.deepEqual(listCheckpoints(join(tmp, 'full')).map((c) => c.step), [3, 6]);
     const resumed = await run({ ...base, steps: 7, out: join(tmp, 'resumed') }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') });
-    assert.match(resumed.lines[0]!, /resuming from .*checkpoint-3 after step 3 \(continuing in epoch 2\)/);
+    assert.match(resumed.lines.join('\n'), /resuming from .*checkpoint-3 after step 3 \(continuing in epoch 2\)/);
     assert.deepEqual(resumed.result.losses, full.result.losses.slice(3));
     const a = await loadSafetensors(join(tmp, 'full', 'trainable.safetensors'));
     const b = await loadSafetensors(join(tmp, 'resumed', 'trainable.safetensors'));
@@ -109,6 +109,12 @@ describe('trainer', () => {
     await assert.rejects(run({ ...base, steps: 7, out: join(tmp, 'x'), optimizer: 'sgd' }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') }),
       /saved by a adamw optimizer, this run uses sgd/);
     await assert.rejects(run({ ...base, steps: 7, out: join(tmp, 'x') }, { resumeFrom: join(tmp, 'nowhere') }), CheckpointError);
+    await assert.rejects(run({ ...base, steps: 7, batchSize: 5, out: join(tmp, 'x') }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') }),
+      /the checkpoint's data order differs from this run's \(batch_size 4 vs 5\)/);
+    // A longer run from the same checkpoint: allowed, with a note about the new schedule.
+    const longer = await run({ ...base, steps: 9, out: join(tmp, 'longer') }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') });
+    assert.match(longer.lines[0]!, /^note: the learning-rate schedule differs from the checkpoint's \(now cosine over 9 steps/);
+    assert.equal(longer.result.steps, 9);
   });
 
   it('trains in bfloat16: the same run within half-precision noise, trained tensors stored as bf16', async () => {
