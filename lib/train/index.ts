@@ -4,7 +4,7 @@ export { createOptimizer, clipGradNorm, totalGradNorm, Optimizer, DEFAULT_LR, ty
 export { LrSchedule, scheduleFactor, warmupSteps, SCHEDULES, isScheduleName, type ScheduleName, type ScheduleSpec } from './schedule.ts';
 export { buildParamGroups, isNoDecay, layerId, countLayers, NO_DECAY_RULES, type NoDecayRule, type TrainableParam, type GroupingOptions, type ResolvedGroup } from './param-groups.ts';
 export { resolveTrainConfig, DEFAULT_TRAIN_CONFIG, TrainConfigError, type TrainConfig, type TaskName, type OptimizerName, type TrainDType } from './config.ts';
-export { TensorFileDataset, type TrainDataset, type LossScaling } from './dataset.ts';
+export { TensorFileDataset, datasetFromLoader, type TrainDataset, type LossScaling, type ItemLoader } from './dataset.ts';
 export { epochOrder, microBatches, accumulationWindows, stepsPerEpoch } from './data-order.ts';
 export { train, buildOptimizer, evaluateLoss, trainableParameterLine, TrainingDivergedError, TRAINING_CONFIG_FILE, type TrainerOptions, type TrainResult } from './trainer.ts';
 export {

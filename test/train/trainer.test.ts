@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createModel, loadModel, loadSafetensors, saveSafetensors } from '../../lib/models/index.ts';
-import { Generator, liveTensors, randn, tidy } from '../../lib/torch/index.ts';
+import { cat, Generator, liveTensors, randn, tidy } from '../../lib/torch/index.ts';
 import { CheckpointError, listCheckpoints } from '../../lib/train/checkpoint.ts';
 import { resolveTrainConfig, type TrainConfig } from '../../lib/train/config.ts';
-import { TensorFileDataset } from '../../lib/train/dataset.ts';
+import { datasetFromLoader, TensorFileDataset } from '../../lib/train/dataset.ts';
 import { LineProgress, silentProgress, TerminalProgress } from '../../lib/train/progress.ts';
 import { train, TrainingDivergedError } from '../../lib/train/trainer.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
@@ -160,6 +160,37 @@ describe('trainer', () => {
       }
     } finally {
       data.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('datasets from per-item loaders', () => {
+  it('a loader-backed dataset (items loaded asynchronously, then collated) trains exactly like the tensor file', async () => {
+    const viaFile = await run({ ...base, steps: 4, out: join(tmp, 'via-file') });
+    const model = await loadModel(modelDir);
+    const file = await TensorFileDataset.open(dataFile);
+    try {
+      const rows = Array.from({ length: file.size }, (_, i) => i);
+      const dataset = datasetFromLoader({
+        items: rows,
+        loadItem: async (i: number) => {
+          await new Promise((r) => setTimeout(r, (i * 7) % 5)); // out-of-order completion
+          return file.batch([i]);
+        },
+        collate: (loaded) => {
+          const batch = { pixel_values: cat(loaded.map((b) => b['pixel_values']!)), labels: cat(loaded.map((b) => b['labels']!)) };
+          for (const b of loaded) for (const t of Object.values(b)) t?.dispose();
+          return batch;
+        },
+      }, 'batches', 'rows of train.safetensors');
+      model.setRequiresGrad('all', true);
+      const before = liveTensors();
+      const result = await train({ model, train: dataset, config: resolveTrainConfig({ ...base, steps: 4, out: join(tmp, 'via-loader') }), progress: silentProgress, print: () => {} });
+      assert.deepEqual(result.losses, viaFile.result.losses);
+      assert.equal(liveTensors(), before, 'batches are disposed after their step');
+    } finally {
+      file.dispose();
       model.dispose();
     }
   });
