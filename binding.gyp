@@ -9,7 +9,7 @@
       "libraries": ["<!@(node scripts/setup/gyp-vars.mjs libraries)"],
       "defines": ["<!@(node scripts/setup/gyp-vars.mjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++20", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-sign-compare"],
+      "cflags_cc": ["-std=c++20", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-sign-compare", "-ffp-contract=off"],
       "cflags!": ["-fno-exceptions"]
     }
   ]

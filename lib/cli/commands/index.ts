@@ -3,5 +3,6 @@ import type { Command } from '../command.ts';
 import { convert } from './convert.ts';
 import { doctor } from './doctor.ts';
 import { score } from './score.ts';
+import { trainCommand } from './train.ts';
 
-export const COMMANDS: Command[] = [score, convert, doctor];
+export const COMMANDS: Command[] = [trainCommand, score, convert, doctor];

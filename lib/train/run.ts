@@ -1,0 +1,60 @@
+// A whole fine-tuning run from paths and settings, as `medtune train` and `npm start` describe
+// it: load the model, apply the tuning method, open the data, train, save.
+import { resolve } from 'node:path';
+import type { Device } from '../torch/device.ts';
+import { loadModel, type ModelDType } from '../models/load.ts';
+import { resolveTrainConfig, type TaskName, type TrainConfig } from './config.ts';
+import { openTrainingData } from './data-source.ts';
+import { applyTuningMethod, type MethodOptions } from './method.ts';
+import type { ProgressSink } from './progress.ts';
+import { listCheckpoints } from './checkpoint.ts';
+import { train, type TrainResult } from './trainer.ts';
+
+export interface FineTuneOptions {
+  model: string;
+  data: string;
+  evalData?: string | null;
+  images?: string | null;
+  task?: TaskName | null;
+  method: MethodOptions;
+  dtype?: ModelDType;
+  device?: Device;
+  /** A checkpoint-<step> directory, or 'latest' (the newest under the output directory). */
+  resume?: string | null;
+  config: Partial<TrainConfig> & { out: string };
+  progress?: ProgressSink;
+  print?: (line: string) => void;
+}
+
+export async function fineTune(opts: FineTuneOptions): Promise<TrainResult> {
+  const config = resolveTrainConfig(opts.config);
+  let resumeFrom = opts.resume ?? null;
+  if (resumeFrom === 'latest') {
+    const latest = listCheckpoints(config.out).at(-1);
+    if (!latest) throw new Error(`--resume latest: no checkpoint-<step> directory in ${config.out}`);
+    resumeFrom = latest.dir;
+  }
+  const model = await loadModel(opts.model, { dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', seed: config.seed });
+  try {
+    const tuning = applyTuningMethod(model, opts.method);
+    const data = await openTrainingData(opts.data, { model, images: opts.images ?? null, task: opts.task ?? null });
+    const evalData = opts.evalData ? await openTrainingData(opts.evalData, { model, images: opts.images ?? null, task: opts.task ?? null }) : null;
+    try {
+      return await train({
+        model, train: data, eval: evalData, config, weights: tuning.weights, resumeFrom,
+        parameterReport: tuning.report,
+        ...(opts.progress ? { progress: opts.progress } : {}),
+        ...(opts.print ? { print: opts.print } : {}),
+        describe: {
+          model: resolve(opts.model), data: resolve(opts.data), eval_data: opts.evalData ? resolve(opts.evalData) : null, images: opts.images ?? null,
+          task: opts.task ?? null, dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', resumed_from: resumeFrom, ...tuning.describe,
+        },
+      });
+    } finally {
+      data.dispose?.();
+      evalData?.dispose?.();
+    }
+  } finally {
+    model.dispose();
+  }
+}
