@@ -1,7 +1,9 @@
 // Every command the CLI knows, in the order `medtune --help` lists them.
 import type { Command } from '../command.ts';
+import { convert } from './convert.ts';
 import { doctor } from './doctor.ts';
 import { mergeCommand } from './merge.ts';
+import { score } from './score.ts';
 import { trainCommand } from './train.ts';
 
-export const COMMANDS: Command[] = [doctor, trainCommand, mergeCommand];
+export const COMMANDS: Command[] = [trainCommand, mergeCommand, score, convert, doctor];
