@@ -132,7 +132,9 @@ export function resolveMethod(spec: MethodSpec): MethodPlan {
     if (l.targets !== undefined) throw new MethodError(`--lora-targets cannot be combined with --init-adapter: the adapter's own target_modules decide which layers it adapts`);
     const tm = fromFile.targetModules;
     targets = tm === null ? [] : typeof tm === 'string' ? [`re:${tm}`] : tm;
-    if (fromFile.modulesToSave?.length && trainExtra.length === 0) trainExtra.push(...fromFile.modulesToSave);
+    if (scopeName !== 'all') throw new MethodError(`--scope cannot be combined with --init-adapter: the adapter's own target_modules decide which layers it adapts`);
+    // the adapter's modules_to_save keep training, with whatever --train-extra adds
+    for (const m of fromFile.modulesToSave ?? []) if (!trainExtra.includes(m)) trainExtra.push(m);
   } else if (l.targets !== undefined) {
     targets = list(l.targets);
     parseTargets(targets);

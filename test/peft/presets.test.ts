@@ -204,5 +204,7 @@ describe('LoRA initialisation and dtypes', () => {
     assert.throws(() => resolveMethod({ method: 'lora', lora: { initAdapter: join(dir, 'vit_dora'), targets: 'query' } }), /--lora-targets cannot be combined with --init-adapter/);
     const withExtra = resolveMethod({ method: 'lora', lora: { initAdapter: join(dir, 'vit_lora') } });
     assert.deepEqual(withExtra.trainExtra, ['classifier'], "the adapter's modules_to_save keep training");
+    assert.deepEqual(resolveMethod({ method: 'lora', trainExtra: 'vit.layernorm', lora: { initAdapter: join(dir, 'vit_lora') } }).trainExtra, ['vit.layernorm', 'classifier']);
+    assert.throws(() => resolveMethod({ method: 'lora', scope: 'vision', lora: { initAdapter: join(dir, 'vit_lora') } }), /--scope cannot be combined with --init-adapter/);
   });
 });
