@@ -22,6 +22,7 @@ import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../mode
 import { noGrad } from '../torch/autograd.ts';
 import { zeros } from '../torch/creation.ts';
 import { cat, equal } from '../torch/functional.ts';
+import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { HfNames } from './hf-names.ts';
 import {
@@ -200,9 +201,7 @@ export async function readAdapterDir(model: Model, dir: string): Promise<Adapter
 /** B of a sliced adapter back from its expanded block form; the blocks outside must be zero. */
 function compactB(expanded: Tensor, info: AdapterInfo, file: string, key: string): Tensor {
   const r = info.r;
-  const blocks = info.slices!.map(([start, length], i) => expanded.narrow(0, start, length).narrow(1, i * r, r));
-  const compact = cat(blocks, 0);
-  for (const b of blocks) b.dispose();
+  const compact = tidy(() => cat(info.slices!.map(([start, length], i) => expanded.narrow(0, start, length).narrow(1, i * r, r)), 0));
   const rebuilt = expandB(compact, info, expanded.shape[0]!);
   const same = equal(rebuilt, expanded);
   rebuilt.dispose();
@@ -353,25 +352,25 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
 
 /** The zero-padded block form of a sliced adapter's B: rows of slice i use columns i*r..(i+1)*r. */
 function expandB(B: Tensor, a: AdapterInfo, outFeatures: number): Tensor {
-  const n = a.slices!.length;
-  const r = a.r;
-  const opts = { dtype: B.dtype, device: B.device };
-  const pieces: Tensor[] = [];
-  let cursor = 0;
-  let row = 0;
-  a.slices!.forEach(([start, length], i) => {
-    if (start > cursor) pieces.push(zeros([start - cursor, n * r], opts));
-    const block = B.narrow(0, row, length);
-    const left = i > 0 ? [zeros([length, i * r], opts)] : [];
-    const right = i < n - 1 ? [zeros([length, (n - 1 - i) * r], opts)] : [];
-    pieces.push(cat([...left, block, ...right], 1));
-    row += length;
-    cursor = start + length;
-  });
-  if (cursor < outFeatures) pieces.push(zeros([outFeatures - cursor, n * r], opts));
-  const out = noGrad(() => cat(pieces, 0).detach());
-  for (const p of pieces) p.dispose();
-  return out;
+  // tidy: the pieces and views made here are freed; only the result survives
+  return tidy(() => noGrad(() => {
+    const n = a.slices!.length;
+    const r = a.r;
+    const opts = { dtype: B.dtype, device: B.device };
+    const pieces: Tensor[] = [];
+    let cursor = 0;
+    let row = 0;
+    a.slices!.forEach(([start, length], i) => {
+      if (start > cursor) pieces.push(zeros([start - cursor, n * r], opts));
+      const left = i > 0 ? [zeros([length, i * r], opts)] : [];
+      const right = i < n - 1 ? [zeros([length, (n - 1 - i) * r], opts)] : [];
+      pieces.push(cat([...left, B.narrow(0, row, length), ...right], 1));
+      row += length;
+      cursor = start + length;
+    });
+    if (cursor < outFeatures) pieces.push(zeros([outFeatures - cursor, n * r], opts));
+    return cat(pieces, 0).detach();
+  }));
 }
 
 function writeMethodFile(dir: string, model: Model, applied: AppliedLike, opts: SaveOutputOptions, keyStyle: KeyStyle | null): void {
