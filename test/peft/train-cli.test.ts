@@ -72,6 +72,13 @@ describe('medtune train with PEFT methods', () => {
     assert.match(run('--method', 'lora', '--lora-r', 'x').stderr, /^medtune train: --lora-r must be an integer, got 'x'/);
     assert.match(run('--method', 'ln', '--lora-r', '4').stderr, /LoRA settings \(r\) apply to adapter methods \(lora\), not to --method ln/);
     assert.match(run('--method', 'ln', '--scope', 'language').stderr, /scope 'language' selects no parameter of this ViTForImageClassification model/);
+    assert.match(run('--method', 'lora', '--adapter-names', 'hub').stderr, /--adapter-names must be transformers5 or checkpoint, got 'hub'/);
     assert.ok(!existsSync(join(tmp, 'bad', 'trainable.safetensors')));
+    const v4 = join(tmp, 'lora-v4');
+    execFileSync(process.execPath, [cli, 'train', '--model', modelDir, '--data', dataFile, '--steps', '1', '--batch-size', '5', '--method', 'lora',
+      '--adapter-names', 'checkpoint', '--out', v4], { encoding: 'utf8' });
+    const names = readSafetensorsHeader(join(v4, 'adapter_model.safetensors')).tensors.map((t) => t.name);
+    assert.ok(names.includes('base_model.model.vit.encoder.layer.0.attention.attention.query.lora_A.weight'), 'transformers 4.x names');
+    assert.deepEqual(JSON.parse(readFileSync(join(v4, 'adapter_config.json'), 'utf8')).target_modules, ['query', 'value']);
   });
 });
