@@ -1,7 +1,7 @@
 // `medtune train` with the PEFT flags: LoRA with an extra-trained head prints peft's count line,
 // writes a PEFT adapter directory (that loadAdapter reads back to the trained model), and resumes
 // from a checkpoint with the same losses (adapter weights restored into the attached adapters);
-// LN-tuning with a scope; bad method flags are one clear line.
+// LN-tuning with a scope; bad method flags are one clear line and exit code 2.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -67,8 +67,9 @@ describe('medtune train with PEFT methods', () => {
     assert.deepEqual(readSafetensorsHeader(join(out, 'trainable.safetensors')).tensors.length, 10);
     const run = (...extra: string[]) => spawnSync(process.execPath, [cli, 'train', '--model', modelDir, '--data', dataFile, '--steps', '1', '--out', join(tmp, 'bad'), ...extra], { encoding: 'utf8' });
     const r1 = run('--method', 'prefix');
-    assert.equal(r1.status, 1);
+    assert.equal(r1.status, 2, 'a bad method flag is a usage error');
     assert.match(r1.stderr, /^medtune train: unknown method 'prefix' \(known: ln, ffn, attn, bitfit, full, lora/);
+    assert.equal(run('--method', 'lora', '--lora-targets', 'wq').status, 2);
     assert.match(run('--method', 'lora', '--lora-r', 'x').stderr, /^medtune train: --lora-r must be an integer, got 'x'/);
     assert.match(run('--method', 'ln', '--lora-r', '4').stderr, /LoRA settings \(r\) apply to adapter methods \(lora\), not to --method ln/);
     assert.match(run('--method', 'ln', '--scope', 'language').stderr, /scope 'language' selects no parameter of this ViTForImageClassification model/);

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { Device } from '../../torch/device.ts';
 import { isDevice } from '../../torch/device.ts';
 import type { TaskName, TrainConfig } from '../../train/config.ts';
+import { LoraTargetError, MethodError, PatternError } from '../../peft/index.ts';
 import { TrainConfigError } from '../../train/config.ts';
 import { KNOWN_METHODS, METHOD_FLAGS } from '../../train/method.ts';
 import { NO_DECAY_RULES, type NoDecayRule } from '../../train/param-groups.ts';
@@ -158,7 +159,8 @@ export const trainCommand: Command = {
       console.log(`saved ${result.weightFiles.join(', ')} in ${result.out}`);
       return 0;
     } catch (err) {
-      if (err instanceof TrainConfigError) throw new UsageError(err.message);
+      // bad settings, the tuning method's included, are usage errors (exit 2)
+      if (err instanceof TrainConfigError || err instanceof MethodError || err instanceof LoraTargetError || err instanceof PatternError) throw new UsageError(err.message);
       throw err;
     }
   },
