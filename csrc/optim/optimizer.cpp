@@ -113,15 +113,22 @@ bool Optimizer::useFused(const ParamGroup& group) const {
   return true;
 }
 
-void Optimizer::step() {
+bool Optimizer::allFused() const {
+  for (const auto& group : groups_)
+    if (!useFused(group)) return false;
+  return true;
+}
+
+void Optimizer::step(const std::optional<at::Tensor>& foundInf) {
   at::NoGradGuard noGrad;
+  TORCH_CHECK(!foundInf || allFused(), "optimizer.step(foundInf) needs the fused implementation for every group");
   for (size_t g = 0; g < groups_.size(); ++g) {
     ParamGroup& group = groups_[g];
     bool fused = useFused(group);
     if (kind_ == Kind::AdamW) {
-      fused ? stepAdamWFused(group, state_[g]) : stepAdamWSingle(group, state_[g]);
+      fused ? stepAdamWFused(group, state_[g], foundInf) : stepAdamWSingle(group, state_[g]);
     } else {
-      fused ? stepSgdFused(group, state_[g]) : stepSgdSingle(group, state_[g]);
+      fused ? stepSgdFused(group, state_[g], foundInf) : stepSgdSingle(group, state_[g]);
     }
   }
 }
@@ -163,7 +170,7 @@ void Optimizer::stepAdamWSingle(ParamGroup& group, std::vector<ParamState>& stat
 
 // torch/optim/adam.py, _fused_adam with decoupled_weight_decay=True: per (device, dtype) bucket,
 // step counters (float32 tensors on the device) += 1, then one fused kernel.
-void Optimizer::stepAdamWFused(ParamGroup& group, std::vector<ParamState>& states) {
+void Optimizer::stepAdamWFused(ParamGroup& group, std::vector<ParamState>& states, const std::optional<at::Tensor>& foundInf) {
   const Hyper& h = group.hyper;
   for (const Bucket& bucket : bucketsWithGrad(group)) {
     std::vector<at::Tensor> params, grads, expAvgs, expAvgSqs, maxExpAvgSqs, steps;
@@ -185,9 +192,13 @@ void Optimizer::stepAdamWFused(ParamGroup& group, std::vector<ParamState>& state
       steps.push_back(s.stepTensor);
       s.step += 1;  // host mirror, so saving and reporting never read the device
     }
+    std::optional<at::Tensor> inf;
+    if (foundInf) inf = foundInf->to(params.front().device(), at::kFloat);
     at::_foreach_add_(steps, 1);
     at::_fused_adamw_(params, grads, expAvgs, expAvgSqs, maxExpAvgSqs, steps, h.lr, h.beta1, h.beta2, h.weightDecay,
-                      h.eps, h.amsgrad, /*maximize=*/false);
+                      h.eps, h.amsgrad, /*maximize=*/false, /*grad_scale=*/std::nullopt, inf);
+    // A skipped step does not count (torch's _fused_adam does the same).
+    if (inf) at::_foreach_sub_(steps, std::vector<at::Tensor>(steps.size(), *inf));
   }
 }
 
@@ -214,29 +225,39 @@ void Optimizer::stepSgdSingle(ParamGroup& group, std::vector<ParamState>& states
   }
 }
 
-// torch/optim/sgd.py, _fused_sgd: the first step (no buffer yet anywhere in the bucket) lets the
-// kernel initialise the momentum buffers from the gradients.
-void Optimizer::stepSgdFused(ParamGroup& group, std::vector<ParamState>& states) {
+// torch/optim/sgd.py, _fused_sgd. The kernel's first step (is_first_step) initialises the
+// momentum buffers from the gradients, as the single-tensor path's `buf = grad.clone()`; a
+// parameter whose first gradient comes later than the others' gets the same treatment in a
+// call of its own, so both paths agree whatever the pattern of missing gradients.
+void Optimizer::stepSgdFused(ParamGroup& group, std::vector<ParamState>& states, const std::optional<at::Tensor>& foundInf) {
   const Hyper& h = group.hyper;
   for (const Bucket& bucket : bucketsWithGrad(group)) {
-    std::vector<at::Tensor> params, grads, buffers;
-    bool firstStep = h.momentum != 0;
-    for (size_t i : bucket.index)
-      if (states[i].momentumBuffer.defined()) firstStep = false;
-    for (size_t i : bucket.index) {
-      at::Tensor& param = group.params[i];
-      ParamState& s = states[i];
-      params.push_back(param);
-      grads.push_back(param.grad());
-      if (h.momentum != 0) {
-        if (!s.momentumBuffer.defined()) s.momentumBuffer = firstStep ? at::empty_like(param.grad()) : at::zeros_like(param);
-        buffers.push_back(s.momentumBuffer);
+    std::vector<bool> fresh;
+    for (size_t i : bucket.index) fresh.push_back(h.momentum != 0 && !states[i].momentumBuffer.defined());
+    for (bool first : {true, false}) {
+      std::vector<at::Tensor> params, grads, buffers;
+      for (size_t k = 0; k < bucket.index.size(); ++k) {
+        size_t i = bucket.index[k];
+        ParamState& s = states[i];
+        bool isNew = fresh[k];
+        if (isNew != first) continue;
+        at::Tensor& param = group.params[i];
+        params.push_back(param);
+        grads.push_back(param.grad());
+        if (h.momentum != 0) {
+          // Zeros, not empty: a step the kernel skips (foundInf) must not leave garbage behind.
+          if (isNew) s.momentumBuffer = at::zeros_like(param.grad());
+          buffers.push_back(s.momentumBuffer);
+        }
+        s.initialized = true;
+        s.step += 1;
       }
-      s.initialized = true;
-      s.step += 1;
+      if (params.empty()) continue;
+      std::optional<at::Tensor> inf;
+      if (foundInf) inf = foundInf->to(params.front().device(), at::kFloat);
+      at::_fused_sgd_(params, grads, buffers, h.weightDecay, h.momentum, h.lr, h.dampening, h.nesterov,
+                      /*maximize=*/false, /*is_first_step=*/first && h.momentum != 0, /*grad_scale=*/std::nullopt, inf);
     }
-    at::_fused_sgd_(params, grads, buffers, h.weightDecay, h.momentum, h.lr, h.dampening, h.nesterov,
-                    /*maximize=*/false, firstStep);
   }
 }
 
@@ -268,7 +289,9 @@ NamedTensors Optimizer::stateTensors() const {
       if (!s.initialized) continue;
       const std::string& name = groups_[g].paramNames[i];
       // PyTorch keeps `step` as a float32 scalar tensor; so do the saved files.
-      out.emplace_back(name + ".step", at::full({}, s.step, at::TensorOptions().dtype(at::kFloat)));
+      // The fused path counts on the device (a skipped step is not counted there).
+      if (s.stepTensor.defined()) out.emplace_back(name + ".step", s.stepTensor.detach().to(at::kCPU, at::kFloat).reshape({}));
+      else out.emplace_back(name + ".step", at::full({}, s.step, at::TensorOptions().dtype(at::kFloat)));
       if (s.expAvg.defined()) out.emplace_back(name + ".exp_avg", s.expAvg);
       if (s.expAvgSq.defined()) out.emplace_back(name + ".exp_avg_sq", s.expAvgSq);
       if (s.maxExpAvgSq.defined()) out.emplace_back(name + ".max_exp_avg_sq", s.maxExpAvgSq);

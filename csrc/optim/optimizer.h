@@ -45,7 +45,7 @@ struct ParamGroup {
 struct ParamState {
   bool initialized = false;
   double step = 0;
-  at::Tensor stepTensor;  // fused path only: float32 scalar on the parameter's device
+  at::Tensor stepTensor;  // fused path only: float32 scalar on the parameter's device (the truth there)
   at::Tensor expAvg, expAvgSq, maxExpAvgSq;  // AdamW
   at::Tensor momentumBuffer;                 // SGD (undefined until the first step with momentum)
 };
@@ -65,7 +65,12 @@ class Optimizer {
   // Sets every group's lr (one value per group).
   void setLearningRates(const std::vector<double>& lrs);
   // One update of every parameter that has a gradient (torch.optim's optimizer.step()).
-  void step();
+  // foundInf (a 0-dim float tensor, fused groups only): when it is non-zero on the device the
+  // fused kernels leave parameters and state as they were, so a caller can skip a non-finite
+  // step without reading the device (torch's GradScaler protocol).
+  void step(const std::optional<at::Tensor>& foundInf = std::nullopt);
+  // Whether every group runs the fused kernels (then step(foundInf) needs no host check).
+  bool allFused() const;
   // optimizer.zero_grad(set_to_none): drops (or zeroes) every parameter's gradient.
   void zeroGrad(bool setToNone = true);
 
@@ -83,9 +88,9 @@ class Optimizer {
  private:
   bool useFused(const ParamGroup& group) const;
   void stepAdamWSingle(ParamGroup& group, std::vector<ParamState>& states);
-  void stepAdamWFused(ParamGroup& group, std::vector<ParamState>& states);
+  void stepAdamWFused(ParamGroup& group, std::vector<ParamState>& states, const std::optional<at::Tensor>& foundInf);
   void stepSgdSingle(ParamGroup& group, std::vector<ParamState>& states);
-  void stepSgdFused(ParamGroup& group, std::vector<ParamState>& states);
+  void stepSgdFused(ParamGroup& group, std::vector<ParamState>& states, const std::optional<at::Tensor>& foundInf);
 
   Kind kind_;
   Implementation impl_;

@@ -9,15 +9,10 @@
 
 #include "common/args.h"
 #include "common/registry.h"
+#include "cuda/device_info.h"  // implemented in csrc/cuda/, compiled into CUDA builds only
 #include "runtime/compute_queue.h"
 
 namespace medtune {
-
-#ifdef MEDTUNE_WITH_CUDA
-// csrc/cuda/device_info.cpp
-Napi::Value cudaDeviceList(Napi::Env env);
-std::string cudaRuntimeVersion();
-#endif
 
 namespace {
 
@@ -34,6 +29,13 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   out.Set("cudaVersion", env.Null());
 #endif
   out.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));
+  // A prebuilt binary (npm run prebuild) carries no path to the build machine's libtorch;
+  // lib/torch/native.ts loads the user's libtorch before it.
+#ifdef MEDTUNE_PREBUILD
+  out.Set("prebuild", true);
+#else
+  out.Set("prebuild", false);
+#endif
   out.Set("napiVersion", NAPI_VERSION);
   return out;
 }

@@ -130,25 +130,29 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
   }
   at::Tensor norm = o.maxGradNorm > 0 ? optim::clipGradNorm(params, o.maxGradNorm) : optim::totalGradNorm(params);
   // The update is applied only when loss and gradient norm are finite, so a NaN step leaves the
-  // parameters as they were (the trainer stops and reports it). On the CPU this check is free;
-  // on an accelerator it is the step's one early synchronisation.
+  // parameters as they were (the trainer stops and reports it). Fused optimizers (CUDA) take
+  // the verdict as a device tensor and skip on the device: no synchronisation. The CPU path
+  // reads it, which costs nothing there.
   at::Tensor finite = at::isfinite(lossSum).logical_and(at::isfinite(norm.to(lossSum.device())));
-  r.finite = finite.item<bool>();
-  if (r.finite) {
-    if (!o.lrs.empty()) opt.setLearningRates(o.lrs);
+  if (!o.lrs.empty()) opt.setLearningRates(o.lrs);
+  if (opt.allFused()) {
+    opt.step(at::logical_not(finite).to(at::kFloat));
+  } else if (finite.item<bool>()) {
     opt.step();
   }
   opt.zeroGrad(true);
 
   // One transfer for every number the caller gets.
-  std::vector<at::Tensor> numbers = {lossSum.to(at::kDouble).reshape({1}), norm.to(lossSum.device(), at::kDouble).reshape({1})};
+  std::vector<at::Tensor> numbers = {lossSum.to(at::kDouble).reshape({1}), norm.to(lossSum.device(), at::kDouble).reshape({1}),
+                                     finite.to(at::kDouble).reshape({1})};
   if (tokens.defined()) numbers.push_back(tokens.to(lossSum.device(), at::kDouble).reshape({1}));
   if (numItems.defined()) numbers.push_back(numItems.to(lossSum.device(), at::kDouble).reshape({1}));
   at::Tensor host = at::cat(numbers).cpu();
   const double* v = host.data_ptr<double>();
   r.loss = v[0];
   r.gradNorm = v[1];
-  size_t next = 2;
+  r.finite = v[2] != 0;
+  size_t next = 3;
   if (tokens.defined()) r.tokens = v[next++];
   if (numItems.defined()) r.supervisedTokens = v[next++];
   r.optimizerMs = msSince(t1);

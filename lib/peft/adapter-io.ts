@@ -21,7 +21,8 @@ import type { Model, ParameterInfo } from '../models/model.ts';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../models/safetensors.ts';
 import { noGrad } from '../torch/autograd.ts';
 import { zeros } from '../torch/creation.ts';
-import { cat } from '../torch/functional.ts';
+import { cat, equal } from '../torch/functional.ts';
+import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { HfNames } from './hf-names.ts';
 import {
@@ -156,7 +157,7 @@ export async function readAdapterDir(model: Model, dir: string): Promise<Adapter
     if (g.a.length !== 2 || g.a[1] !== inF || g.b.length !== 2 || g.b[0] !== out || g.b[1] !== rank) {
       throw new AdapterFormatError(`${file}: '${g.key}': lora_A [${g.a}] and lora_B [${g.b}] do not fit the layer's weight [${w.shape}] (expected [r, ${inF}] and [${out}, r])`);
     }
-    const alias = names.toTransformers5(path);
+    const alias = names.moduleToTransformers5(path);
     const alpha = patternValue(config.alphaPattern, g.key) ?? patternValue(config.alphaPattern, alias) ?? config.loraAlpha;
     const dora = Boolean(g.m);
     if (config.useDora && !dora) throw new AdapterFormatError(`${file}: use_dora is set but '${g.key}' has no lora_magnitude_vector`);
@@ -200,12 +201,11 @@ export async function readAdapterDir(model: Model, dir: string): Promise<Adapter
 /** B of a sliced adapter back from its expanded block form; the blocks outside must be zero. */
 function compactB(expanded: Tensor, info: AdapterInfo, file: string, key: string): Tensor {
   const r = info.r;
-  const blocks = info.slices!.map(([start, length], i) => expanded.narrow(0, start, length).narrow(1, i * r, r));
-  const compact = cat(blocks, 0);
-  const total = expanded.abs().sum().item();
-  const kept = compact.abs().sum().item();
-  for (const b of blocks) b.dispose();
-  if (total !== kept) {
+  const compact = tidy(() => cat(info.slices!.map(([start, length], i) => expanded.narrow(0, start, length).narrow(1, i * r, r)), 0));
+  const rebuilt = expandB(compact, info, expanded.shape[0]!);
+  const same = equal(rebuilt, expanded);
+  rebuilt.dispose();
+  if (!same) {
     compact.dispose();
     throw new AdapterFormatError(`${file}: '${key}.lora_B.weight' is not the block form of a sliced LoRA (medtune_method.json says slices ${JSON.stringify(info.sliceNames)}); it was changed outside medtune`);
   }
@@ -285,13 +285,14 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
   const persistent = params.filter((p) => p.persistent);
   const names = new HfNames(model, persistent.map((p) => p.name));
   const key = (n: string) => (keyStyle === 'checkpoint' ? n : names.toTransformers5(n));
+  const moduleKey = (m: string) => (keyStyle === 'checkpoint' ? m : names.moduleToTransformers5(m));
   const tensors = new Map<string, Tensor>();
   const owned: Tensor[] = [];
   const rankPattern: Record<string, number> = {};
   const alphaPattern: Record<string, number> = {};
   try {
     for (const a of applied.adapters) {
-      const k = `base_model.model.${key(a.path)}`;
+      const k = `base_model.model.${moduleKey(a.path)}`;
       const A = model.parameter(`${a.path}.lora_A.weight`);
       const B = model.parameter(`${a.path}.lora_B.weight`);
       owned.push(A, B);
@@ -314,7 +315,7 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
         owned.push(m);
         tensors.set(`${k}.lora_magnitude_vector`, m);
       }
-      const patternKey = escapeRegExp(key(a.path));
+      const patternKey = escapeRegExp(moduleKey(a.path));
       if (r !== lora.r) rankPattern[patternKey] = r;
       if (alpha !== lora.alpha) alphaPattern[patternKey] = alpha;
     }
@@ -328,7 +329,7 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
   } finally {
     for (const t of owned) t.dispose();
   }
-  const allModules = model.modules().map((m) => key(m.path)).filter((m) => m !== '');
+  const allModules = model.modules().map((m) => moduleKey(m.path)).filter((m) => m !== '');
   const hfLayout = (model.spec as { layout?: string }).layout !== 'timm' && typeof model.config['model_type'] === 'string';
   const modelType = String(model.config['model_type'] ?? '');
   const config = peftConfigJson({
@@ -337,8 +338,8 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
     loraDropout: lora.dropout,
     useRslora: lora.rslora,
     useDora: lora.dora,
-    targetModules: targetModulesFor(allModules, applied.adapters.map((a) => key(a.path)), applied.modulesToSave.map(key)),
-    modulesToSave: applied.modulesToSave.length ? applied.modulesToSave.map(key) : null,
+    targetModules: targetModulesFor(allModules, applied.adapters.map((a) => moduleKey(a.path)), applied.modulesToSave.map(moduleKey)),
+    modulesToSave: applied.modulesToSave.length ? applied.modulesToSave.map(moduleKey) : null,
     rankPattern,
     alphaPattern,
     baseModel: opts.baseModel ?? null,
@@ -351,25 +352,25 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
 
 /** The zero-padded block form of a sliced adapter's B: rows of slice i use columns i*r..(i+1)*r. */
 function expandB(B: Tensor, a: AdapterInfo, outFeatures: number): Tensor {
-  const n = a.slices!.length;
-  const r = a.r;
-  const opts = { dtype: B.dtype, device: B.device };
-  const pieces: Tensor[] = [];
-  let cursor = 0;
-  let row = 0;
-  a.slices!.forEach(([start, length], i) => {
-    if (start > cursor) pieces.push(zeros([start - cursor, n * r], opts));
-    const block = B.narrow(0, row, length);
-    const left = i > 0 ? [zeros([length, i * r], opts)] : [];
-    const right = i < n - 1 ? [zeros([length, (n - 1 - i) * r], opts)] : [];
-    pieces.push(cat([...left, block, ...right], 1));
-    row += length;
-    cursor = start + length;
-  });
-  if (cursor < outFeatures) pieces.push(zeros([outFeatures - cursor, n * r], opts));
-  const out = noGrad(() => cat(pieces, 0).detach());
-  for (const p of pieces) p.dispose();
-  return out;
+  // tidy: the pieces and views made here are freed; only the result survives
+  return tidy(() => noGrad(() => {
+    const n = a.slices!.length;
+    const r = a.r;
+    const opts = { dtype: B.dtype, device: B.device };
+    const pieces: Tensor[] = [];
+    let cursor = 0;
+    let row = 0;
+    a.slices!.forEach(([start, length], i) => {
+      if (start > cursor) pieces.push(zeros([start - cursor, n * r], opts));
+      const left = i > 0 ? [zeros([length, i * r], opts)] : [];
+      const right = i < n - 1 ? [zeros([length, (n - 1 - i) * r], opts)] : [];
+      pieces.push(cat([...left, B.narrow(0, row, length), ...right], 1));
+      row += length;
+      cursor = start + length;
+    });
+    if (cursor < outFeatures) pieces.push(zeros([outFeatures - cursor, n * r], opts));
+    return cat(pieces, 0).detach();
+  }));
 }
 
 function writeMethodFile(dir: string, model: Model, applied: AppliedLike, opts: SaveOutputOptions, keyStyle: KeyStyle | null): void {

@@ -31,14 +31,19 @@ const LLAVA_RULES: RenameRule[] = [
   { from: /^language_model\.model\./, to: 'model.language_model.' },
   { from: /^language_model\./, to: 'model.language_model.' },
   { from: /^vision_tower\.vision_model\./, to: 'model.vision_tower.' },
+  { from: /^model\.vision_tower\.vision_model\./, to: 'model.vision_tower.' },
   { from: /^vision_tower\./, to: 'model.vision_tower.' },
   { from: /^multi_modal_projector\./, to: 'model.multi_modal_projector.' },
 ];
+
+// CLIPVisionModel lost its vision_model. level in transformers 5.
+const CLIP_VISION_RULES: RenameRule[] = [{ from: /^vision_model\./, to: '' }];
 
 /** Renaming rules by transformers model_type (timm models and original LLaVA layouts: none). */
 const RULES: Record<string, RenameRule[]> = {
   vit: VIT_RULES,
   llava: LLAVA_RULES,
+  clip_vision_model: CLIP_VISION_RULES,
 };
 
 /** The rules for a model: by its config's model_type, only for transformers layouts. */
@@ -56,8 +61,7 @@ export function applyRules(name: string, rules: readonly RenameRule[]): string {
 }
 
 /**
- * Both spellings of a model's names: checkpoint name -> transformers-5 name, and back. Module
- * paths map like parameter names (a rule never depends on the trailing ".weight").
+ * Both spellings of a model's names: checkpoint name -> transformers-5 name, and back.
  */
 export class HfNames {
   readonly #rules: RenameRule[];
@@ -75,6 +79,12 @@ export class HfNames {
   /** The transformers-5 module name of a checkpoint name (identity where nothing was renamed). */
   toTransformers5(name: string): string {
     return applyRules(name, this.#rules);
+  }
+
+  /** The transformers-5 path of a module (rules are written for parameter names: one is appended). */
+  moduleToTransformers5(path: string): string {
+    if (path === '') return path;
+    return this.toTransformers5(`${path}.weight`).slice(0, -'.weight'.length);
   }
 
   /**

@@ -95,7 +95,7 @@ export function resolveTargets(modules: readonly ModuleInfo[], names: HfNames, s
     if (m.type !== 'Linear') continue;
     if (!opts.inScope(`${m.path}.weight`)) continue;
     if (excluded.some((e) => m.path === e || m.path.startsWith(`${e}.`))) continue;
-    const alias = names.toTransformers5(m.path);
+    const alias = names.moduleToTransformers5(m.path);
     const hits = matchers.filter(({ match }) => match(m.path) || (alias !== m.path && match(alias)));
     if (hits.length === 0) continue;
     const sliceSets = new Set(hits.map((h) => JSON.stringify(h.spec.slices)));

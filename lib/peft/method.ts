@@ -132,7 +132,9 @@ export function resolveMethod(spec: MethodSpec): MethodPlan {
     if (l.targets !== undefined) throw new MethodError(`--lora-targets cannot be combined with --init-adapter: the adapter's own target_modules decide which layers it adapts`);
     const tm = fromFile.targetModules;
     targets = tm === null ? [] : typeof tm === 'string' ? [`re:${tm}`] : tm;
-    if (fromFile.modulesToSave?.length && trainExtra.length === 0) trainExtra.push(...fromFile.modulesToSave);
+    if (scopeName !== 'all') throw new MethodError(`--scope cannot be combined with --init-adapter: the adapter's own target_modules decide which layers it adapts`);
+    // the adapter's modules_to_save keep training, with whatever --train-extra adds
+    for (const m of fromFile.modulesToSave ?? []) if (!trainExtra.includes(m)) trainExtra.push(m);
   } else if (l.targets !== undefined) {
     targets = list(l.targets);
     parseTargets(targets);
@@ -264,7 +266,7 @@ function planAdapters(model: Model, plan: MethodPlan, params: readonly Parameter
     outFeatures: (path) => shapes.get(`${path}.weight`)![0]!,
   });
   return targets.map((t) => {
-    const alias = names.toTransformers5(t.path);
+    const alias = names.moduleToTransformers5(t.path);
     const r = patternValue(lora.rankPattern, alias) ?? patternValue(lora.rankPattern, t.path) ?? lora.r;
     const alpha = patternValue(lora.alphaPattern, alias) ?? patternValue(lora.alphaPattern, t.path) ?? lora.alpha;
     return { path: t.path, dora: lora.dora, r, alpha, dropout: lora.dropout, rslora: lora.rslora, slices: t.slices, sliceNames: t.sliceNames };

@@ -1,4 +1,6 @@
 import { native } from './native.ts';
+import { cudaStatus, emptyCache, memoryStats, memoryStatsAll, resetPeakMemoryStats } from './cuda-memory.ts';
+import type { CudaDeviceInfo } from './native-types.ts';
 
 /** A device as PyTorch spells it. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -17,8 +19,13 @@ export const cuda = {
   deviceCount(): number {
     return native().runtimeInfo().cudaDeviceCount;
   },
-  /** Name and memory of each visible device (empty on a CPU build). */
-  devices(): { index: number; name: string; totalMemory: number; capability: string }[] {
+  /** Name, memory and compute capability of each visible device (empty on a CPU build). */
+  devices(): CudaDeviceInfo[] {
     return native().cudaDevices();
   },
+  status: cudaStatus,
+  memoryStats,
+  memoryStatsAll,
+  resetPeakMemoryStats,
+  emptyCache,
 };

@@ -13,4 +13,4 @@ export { noGrad, enableGrad, isGradEnabled, grad } from './autograd.ts';
 export { tidy, keep } from './scope.ts';
 export { liveTensors, manualSeed, setNumThreads, getNumThreads, buildInfo, runtimeInfo, synchronize, environment, type Environment } from './runtime.ts';
 export { native, nativePart, PACKAGE_ROOT } from './native.ts';
-export type { Scalar, Reduction, TensorHandle, ObjectHandle, BuildInfo, RuntimeInfo } from './native-types.ts';
+export type { Scalar, Reduction, TensorHandle, ObjectHandle, BuildInfo, RuntimeInfo, CudaDeviceInfo, CudaStatus, CudaMemoryStats, CudaMemoryUnavailable } from './native-types.ts';

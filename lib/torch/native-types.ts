@@ -31,9 +31,58 @@ export interface BuildInfo {
   torchVersion: string;
   torchRoot: string;
   variant: 'cpu' | 'cuda';
+  /** The CUDA version compiled in, as torch.version.cuda ("13.0"); null for a CPU build. */
   cudaVersion: string | null;
   cxx11Abi: boolean;
   napiVersion: number;
+  /** A relocatable prebuilt binary (npm run prebuild), not a source build. */
+  prebuild: boolean;
+}
+
+/** A visible CUDA device (csrc/cuda/device_info.cpp). */
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  /** Bytes. */
+  totalMemory: number;
+  /** Compute capability, "9.0". */
+  capability: string;
+  multiProcessors: number;
+}
+
+/** Whether CUDA is compiled in and usable; `reason` says why not when it is not. */
+export interface CudaStatus {
+  compiled: boolean;
+  deviceCount: number;
+  /** The libcudart loaded in the process, "13.0" (null in a CPU build, or when it cannot tell). */
+  runtimeVersion: string | null;
+  /** The driver's CUDA version, null without a driver. */
+  driverVersion: string | null;
+  reason: string | null;
+}
+
+/** libtorch's CUDA caching-allocator statistics for one device, in bytes (torch.cuda.memory_stats). */
+export interface CudaMemoryStats {
+  available: true;
+  device: number;
+  /** Bytes in live tensors (torch.cuda.memory_allocated). */
+  allocated: number;
+  /** Highest `allocated` since start or the last reset (torch.cuda.max_memory_allocated). */
+  peakAllocated: number;
+  /** Bytes held from the driver, used or cached (torch.cuda.memory_reserved). */
+  reserved: number;
+  peakReserved: number;
+  active: number;
+  /** cudaMalloc failures that made the allocator free its cache and retry. */
+  allocRetries: number;
+  ooms: number;
+}
+
+/** No statistics: CUDA is not compiled in, or no device is visible. */
+export interface CudaMemoryUnavailable {
+  available: false;
+  device: number;
+  reason: string;
 }
 
 export interface RuntimeInfo {
@@ -51,7 +100,11 @@ export interface CoreAddon {
   // runtime
   buildInfo(): BuildInfo;
   runtimeInfo(): RuntimeInfo;
-  cudaDevices(): { index: number; name: string; totalMemory: number; capability: string }[];
+  cudaDevices(): CudaDeviceInfo[];
+  cudaStatus(): CudaStatus;
+  cudaMemoryStats(device: number): CudaMemoryStats | CudaMemoryUnavailable;
+  cudaResetPeakMemoryStats(device: number): boolean;
+  cudaEmptyCache(): boolean;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;

@@ -44,5 +44,6 @@ export interface Environment {
 
 export function environment(): Environment {
   const build = buildInfo();
-  return { build, runtime: runtimeInfo(), libtorch: readLibtorchChoice(), addon: addonLocation() };
+  const addon = addonLocation();
+  return { build, runtime: runtimeInfo(), libtorch: addon?.libtorch ?? readLibtorchChoice(), addon };
 }

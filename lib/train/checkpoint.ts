@@ -38,6 +38,8 @@ export interface TrainerState {
   windows_done_in_epoch: number;
   samples_seen: number;
   seed: number;
+  /** What the position (epoch, windows done) means: resuming needs the same. */
+  data_order: { examples: number; batch_size: number; grad_accum: number; shuffle: boolean; drop_last: boolean };
   trainable: string[];
   optimizer: OptimizerKind;
   schedule: unknown;

@@ -22,6 +22,8 @@ export interface TrainConfig {
   momentum: number;
   nesterov: boolean;
   noDecay: NoDecayRule;
+  /** 'auto': fused kernels when every trainable parameter is on CUDA; 'fused' forces them (CPU too), 'single' forbids. */
+  optimizerImplementation: 'auto' | 'single' | 'fused';
   /** MAE-style layer-wise lr decay (null: off). */
   layerDecay: number | null;
   schedule: ScheduleName;
@@ -59,6 +61,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'out'> = {
   momentum: 0,
   nesterov: false,
   noDecay: 'norm-bias',
+  optimizerImplementation: 'auto',
   layerDecay: null,
   schedule: 'linear',
   warmup: 0,
@@ -101,6 +104,7 @@ export function resolveTrainConfig(partial: Partial<TrainConfig> & { out: string
   if (!(c.weightDecay >= 0)) throw new TrainConfigError(`weight decay must be non-negative, got ${c.weightDecay}`);
   if (!(c.momentum >= 0)) throw new TrainConfigError(`momentum must be non-negative, got ${c.momentum}`);
   if (!(NO_DECAY_RULES as readonly string[]).includes(c.noDecay)) throw new TrainConfigError(`no-decay rule must be one of ${NO_DECAY_RULES.join(', ')}, got '${c.noDecay}'`);
+  if (!['auto', 'single', 'fused'].includes(c.optimizerImplementation)) throw new TrainConfigError(`optimizer implementation must be auto, single or fused, got '${c.optimizerImplementation}'`);
   if (c.layerDecay !== null && !(c.layerDecay > 0 && c.layerDecay <= 1)) throw new TrainConfigError(`layer decay must be in (0, 1], got ${c.layerDecay}`);
   if (!(SCHEDULES as readonly string[]).includes(c.schedule)) throw new TrainConfigError(`schedule must be one of ${SCHEDULES.join(', ')}, got '${c.schedule}'`);
   if (!(c.warmup >= 0) || !Number.isFinite(c.warmup)) throw new TrainConfigError(`warmup must be a number of steps (>= 1) or a fraction (< 1), got ${c.warmup}`);

@@ -83,3 +83,36 @@ export class TensorFileDataset implements TrainDataset {
     for (const t of Object.values(this.tensors)) t.dispose();
   }
 }
+
+/**
+ * The shape of a per-item loader (lib/data's PrefetchLoader has it): the items, an async load of
+ * one item (decode, preprocess, tokenize) and a collate of loaded items into a batch.
+ */
+export interface ItemLoader<T, U> {
+  readonly items: readonly T[];
+  loadItem(item: T): Promise<U>;
+  collate(loaded: U[], items: T[]): Batch;
+}
+
+/**
+ * A TrainDataset over a per-item loader: the trainer picks the indices (its own seeded order,
+ * the one the PyTorch reference reproduces), the loader loads them concurrently and collates.
+ */
+export function datasetFromLoader<T, U>(loader: ItemLoader<T, U>, lossScaling: LossScaling, description: string): TrainDataset {
+  return {
+    size: loader.items.length,
+    lossScaling,
+    async batch(indices) {
+      const items = indices.map((i) => {
+        const item = loader.items[i];
+        if (item === undefined) throw new RangeError(`${description}: example ${i} out of range (${loader.items.length} examples)`);
+        return item;
+      });
+      const loaded = await Promise.all(items.map((item) => loader.loadItem(item)));
+      const batch = loader.collate(loaded, items);
+      keep(Object.values(batch).filter((t): t is Tensor => t != null)); // the trainer disposes them after the step
+      return batch;
+    },
+    describe: () => description,
+  };
+}

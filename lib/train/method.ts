@@ -35,6 +35,7 @@ export const METHOD_FLAGS: Record<string, { type: 'string' | 'boolean'; help: st
   rslora: { type: 'boolean', help: 'rank-stabilised scaling alpha / sqrt(r)' },
   dora: { type: 'boolean', help: 'DoRA: LoRA with a trained magnitude per output row' },
   'init-adapter': { type: 'string', help: 'start LoRA from this PEFT adapter directory (its config sets r, alpha, targets)' },
+  'adapter-names': { type: 'string', help: 'names in the saved adapter: transformers5 (as peft 0.21 writes under transformers 5; default) | checkpoint (transformers 4.x)' },
 };
 
 export const KNOWN_METHODS = presetNames();
@@ -77,6 +78,8 @@ export function methodSpecFromOptions(opts: MethodOptions): MethodSpec {
  */
 export async function applyTuningMethod(model: Model, opts: MethodOptions & { seed?: number; baseModel?: string | null }): Promise<TuningSetup> {
   const plan = resolveMethod(methodSpecFromOptions(opts));
+  const keyStyle = opts['adapter-names'] === undefined ? 'transformers5' : String(opts['adapter-names']);
+  if (keyStyle !== 'transformers5' && keyStyle !== 'checkpoint') throw new MethodError(`--adapter-names must be transformers5 or checkpoint, got '${keyStyle}'`);
   if (typeof opts.seed === 'number') manualSeed(opts.seed);
   const applied = await applyMethod(model, plan);
   const baseModel = opts.baseModel ?? null;
@@ -84,7 +87,7 @@ export async function applyTuningMethod(model: Model, opts: MethodOptions & { se
     method: plan.method,
     report: (m) => [trainableReport(m, applied).text, ...applied.warnings.map((w) => `warning: ${w}`)].join('\n'),
     weights: {
-      save: (m, dir) => saveTrainedOutput(m, applied, dir, { baseModel }),
+      save: (m, dir) => saveTrainedOutput(m, applied, dir, { baseModel, keyStyle }),
       load: (m, dir) => restoreTrainedOutput(m, applied, dir),
     },
     describe: { method: plan.method, method_plan: plan },

@@ -10,7 +10,7 @@ import { nativePart } from '../torch/native.ts';
 import type { TensorHandle } from '../torch/native-types.ts';
 import { manualSeed } from '../torch/runtime.ts';
 import {
-  checkpointDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, trainableTensorsIO,
+  CheckpointError, checkpointDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, trainableTensorsIO,
   TRAINER_STATE_FILE, type TrainedWeightsIO, type TrainerState,
 } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
@@ -104,7 +104,7 @@ export function buildOptimizer(model: Model, c: TrainConfig): { optimizer: Optim
   const tensors = trainable.map((p) => ({ name: p.name, kind: p.kind, tensor: model.parameter(p.name) }));
   try {
     const groups = buildParamGroups(tensors, { lr: c.lr, weightDecay: c.weightDecay, noDecay: c.noDecay, ...(c.layerDecay !== null ? { layerDecay: c.layerDecay } : {}) });
-    return { optimizer: createOptimizer(optimizerSpec(c), groups), groups };
+    return { optimizer: createOptimizer(optimizerSpec(c), groups, { implementation: c.optimizerImplementation }), groups };
   } finally {
     // The native optimizer holds its own references to the parameters.
     for (const t of tensors) t.tensor.dispose();
@@ -179,13 +179,24 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
   try {
     const schedule = new LrSchedule({ name: c.schedule, totalSteps, warmup: c.warmup }, optimizer.baseLrs);
     const trainableNames = optimizer.parameterNames;
+    const dataOrder = { examples: data.size, batch_size: c.batchSize, grad_accum: c.gradAccum, shuffle: c.shuffle, drop_last: c.dropLast };
     let state: TrainerState = {
       format: 'medtune.trainer_state/1', global_step: 0, total_steps: totalSteps, epoch: 0, windows_done_in_epoch: 0, samples_seen: 0,
-      seed: c.seed, trainable: trainableNames, optimizer: c.optimizer, schedule: schedule.toJSON(), last_log: null, last_eval: null,
+      seed: c.seed, data_order: dataOrder, trainable: trainableNames, optimizer: c.optimizer, schedule: schedule.toJSON(), last_log: null, last_eval: null,
     };
     if (opts.resumeFrom) {
-      state = await loadCheckpoint(opts.resumeFrom, { model, optimizer, weights });
-      if (state.total_steps !== totalSteps) throw new Error(`${opts.resumeFrom}: the checkpoint's run has ${state.total_steps} steps, this one ${totalSteps}; resume with the same settings`);
+      const saved = await loadCheckpoint(opts.resumeFrom, { model, optimizer, weights });
+      // The position in the data only means something with the same data order.
+      const was = { seed: saved.seed, ...saved.data_order };
+      const now = { seed: c.seed, ...dataOrder };
+      const differs = (Object.keys(now) as (keyof typeof now)[]).filter((k) => was[k] !== now[k]);
+      if (differs.length) {
+        throw new CheckpointError(`${opts.resumeFrom}: the checkpoint's data order differs from this run's (${differs.map((k) => `${k} ${String(was[k])} vs ${String(now[k])}`).join(', ')}); resume with the same data, seed, batch size, accumulation and shuffling`);
+      }
+      if (JSON.stringify(saved.schedule) !== JSON.stringify(schedule.toJSON())) {
+        print(`note: the learning-rate schedule differs from the checkpoint's (now ${schedule.spec.name} over ${totalSteps} steps, base lr ${optimizer.baseLrs[0]}); the run continues with the new one`);
+      }
+      state = { ...saved, total_steps: totalSteps, schedule: schedule.toJSON() };
       print(`resuming from ${opts.resumeFrom} after step ${state.global_step} (continuing in epoch ${state.epoch + 1})`);
     } else {
       manualSeed(c.seed);

@@ -106,6 +106,7 @@ def main():
                   [([0, 1, 2, 3], {})], seed=6),
         make_case("adamw fused", "adamw", {"lr": 0.01, "weight_decay": 0.05}, two_groups, seed=7, impl="fused", lr_factors=warm),
         make_case("sgd fused momentum", "sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}, two_groups, seed=8, impl="fused"),
+        make_case("sgd fused nesterov", "sgd", {"lr": 0.05, "momentum": 0.9, "nesterov": True}, [([0, 1, 2, 3], {})], seed=13, impl="fused"),
     ]
     f32 = [torch.float32] * 4
     clips = [

@@ -13,9 +13,12 @@ Usage: peft_reference.py COMMAND ...
   forward JOBS_JSON                 for each {model, adapter, inputs, out, merged?}: loads the adapter
                                     with PeftModel.from_pretrained and writes its logits to `out`
                                     (and merge_and_unload()'s model to `merged`, with its logits)
-  names MODEL_DIR                   JSON: checkpoint key -> transformers-5 parameter name
+  names MODEL_DIR...                JSON {dir: {checkpoint key: transformers-5 parameter name}}
   train JOBS_JSON                   for each {model, inputs, steps, lr, method, adapter?, extra?}: AdamW
                                     (weight decay 0) on one batch; JSON list of {losses, trainable}
+  hf JOBS_JSON                      for each {model, inputs, out}: transformers' logits of a model dir
+  batch JOBS_JSON                   several of the above in one process (one interpreter start):
+                                    [{"cmd": "counts" | "names" | "train" | "hf", ...}] -> JSON list
 Models are loaded with transformers when config.json has "model_type", else as the timm reference.
 """
 import json
@@ -56,7 +59,7 @@ def forward_logits(model, inputs):
     with torch.no_grad():
         if _is_timm(model):
             return model(inputs["pixel_values"])
-        return model(pixel_values=inputs["pixel_values"]).logits
+        return model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
 
 
 def perturb_lora(model, seed):
@@ -105,7 +108,7 @@ def counts(model_dir):
         total = sum(p.numel() for p in model.parameters())
         out[preset] = {"trainable": trainable, "all": total}
     model, kind = load_model(model_dir)
-    head = ["classifier"] if kind != "timm" else ["head", "fc_norm"]
+    head = {"timm": ["head", "fc_norm"], "llava": ["multi_modal_projector"]}.get(kind, ["classifier"])
     targets = ["q_proj", "v_proj"] if kind != "timm" else ["qkv"]
     for name, cfg in {
         "lora": dict(r=4, lora_alpha=8, target_modules=targets),
@@ -227,6 +230,45 @@ def forward(model_dir, adapter_dir, inputs_path, out_path, merged_dir=None):
     save_file(result, out_path, metadata=meta)
 
 
+def llava_fixtures(out):
+    """A tiny llava-hf (CLIP tower, LLaMA with GQA) saved by transformers 5.18, the same weights under
+    transformers 4.x names, a training batch (image tokens, right padding, labels on the answer),
+    and a peft LoRA adapter (q_proj, v_proj of both towers; the projector as modules_to_save)."""
+    torch.manual_seed(0)
+    vocab, img = 96, 95
+    vision = transformers.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=8, patch_size=4)
+    text = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, max_position_embeddings=64)
+    cfg = transformers.LlavaConfig(vision_config=vision, text_config=text, image_token_index=img, image_seq_length=4)
+    model = transformers.LlavaForConditionalGeneration(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(os.path.join(out, "llava"))
+    v4 = os.path.join(out, "llava_v4")
+    os.makedirs(v4, exist_ok=True)
+    weights = load_file(os.path.join(out, "llava", "model.safetensors"))
+    save_file({("vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k): v for k, v in weights.items()},
+              os.path.join(v4, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(out, "llava", "config.json")) as f, open(os.path.join(v4, "config.json"), "w") as g:
+        g.write(f.read())
+    tok = lambda n: torch.randint(3, img, (n,))  # noqa: E731
+    ids = torch.zeros(2, 12, dtype=torch.long)
+    ids[0] = torch.cat([tok(1), torch.full((4,), img), tok(7)])
+    ids[1, :9] = torch.cat([tok(3), torch.full((4,), img), tok(2)])
+    mask = (torch.arange(12) < torch.tensor([[12], [9]])).long()
+    labels = ids.clone()
+    labels[:, :7] = -100
+    labels[mask == 0] = -100
+    save_file({"input_ids": ids, "attention_mask": mask, "pixel_values": torch.randn(2, 3, 8, 8), "labels": labels},
+              os.path.join(out, "llava_batch.safetensors"))
+    pm = get_peft_model(load_model(os.path.join(out, "llava"))[0],
+                        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=["multi_modal_projector"]))
+    perturb_lora(pm, 30)
+    pm.save_pretrained(os.path.join(out, "llava_lora"))
+    print("ok")
+
+
 def names(model_dir):
     """Which checkpoint tensor each transformers-5 parameter was loaded from, by value."""
     weights = {}
@@ -239,7 +281,7 @@ def names(model_dir):
         hits = [k for k, v in weights.items() if v.shape == p.shape and torch.equal(v.to(p.dtype), p.detach())]
         if len(hits) == 1:
             mapping[hits[0]] = pname
-    print(json.dumps(mapping))
+    return mapping
 
 
 def train(model_dir, inputs_path, steps, lr, method, adapter_dir=None, extra=None):
@@ -267,11 +309,48 @@ def train(model_dir, inputs_path, steps, lr, method, adapter_dir=None, extra=Non
             logits = model(inputs["pixel_values"])
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, inputs["labels"])
         else:
-            loss = model(pixel_values=inputs["pixel_values"], labels=inputs["labels"]).loss
+            loss = model(**inputs).loss
         loss.backward()
         opt.step()
         losses.append(loss.item())
     return {"losses": losses, "trainable": sum(p.numel() for p in params)}
+
+
+def hf(model_dir, inputs_path, out_path):
+    model, _ = load_model(model_dir)
+    save_file({"logits": forward_logits(model, load_file(inputs_path))}, out_path)
+    return out_path
+
+
+def lora_init(seed, shapes):
+    """What LoRA A matrices peft's init gives after torch.manual_seed(seed), drawn in order:
+    nn.init.kaiming_uniform_(A, a=math.sqrt(5)) on each (r, in_features)."""
+    import math
+    torch.manual_seed(seed)
+    out = []
+    for shape in shapes:
+        a = torch.empty(shape)
+        torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+        out.append(a.flatten().tolist())
+    return out
+
+
+def run_job(job):
+    cmd = job["cmd"]
+    if cmd == "lora_init":
+        return lora_init(job["seed"], job["shapes"])
+    if cmd == "counts":
+        return counts(job["model"])
+    if cmd == "names":
+        return names(job["model"])
+    if cmd == "train":
+        return train(job["model"], job["inputs"], job["steps"], job["lr"], job["method"], job.get("adapter"), job.get("extra"))
+    if cmd == "hf":
+        return hf(job["model"], job["inputs"], job["out"])
+    if cmd == "forward":
+        forward(job["model"], job["adapter"], job["inputs"], job["out"], job.get("merged"))
+        return job["out"]
+    raise SystemExit(f"unknown batch command {cmd}")
 
 
 if __name__ == "__main__":
@@ -283,7 +362,11 @@ if __name__ == "__main__":
     elif cmd == "forward":
         forward_jobs(rest[0])
     elif cmd == "names":
-        names(rest[0])
+        print(json.dumps({d: names(d) for d in rest}))
+    elif cmd in ("hf", "batch"):
+        with open(rest[0]) as f:
+            jobs = json.load(f)
+        print(json.dumps([run_job(j if cmd == "batch" else {"cmd": "hf", **j}) for j in jobs]))
     elif cmd == "train":
         with open(rest[0]) as f:
             jobs = json.load(f)

@@ -13,7 +13,8 @@ files and the same pre-processed tensors.
   zero_grad(set_to_none=True).
 
 Usage: train_reference.py OUT_DIR MODEL_DIR DATA.safetensors CONFIGS_JSON
-CONFIGS_JSON is a list of run settings (medtune's TrainConfig field names); run i writes
+CONFIGS_JSON is a list of run settings (medtune's TrainConfig field names, plus trainableKind
+'norm' to train normalisation layers only); run i writes
 OUT_DIR/<i>/result.json ({steps: [{loss, grad_norm, lr}], trainable: [module names]}) and the
 trained model with save_pretrained into OUT_DIR/<i>/model (checkpoint key names).
 """
@@ -74,10 +75,13 @@ def param_groups(model, cfg):
 
 def run(model_dir, data_path, out_dir, cfg):
     model = load_model(model_dir)
-    if cfg.get("trainable") is not None:
-        wanted = set(cfg["trainable"])
-        for n, p in model.named_parameters():
-            p.requires_grad_(n in wanted)
+    if cfg.get("trainableKind") == "norm":
+        # Normalisation layers only (LayerNorm and RMSNorm weights and biases), as medtune's
+        # parameters() kind 'norm' selects them.
+        norms = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) or type(m).__name__.endswith("RMSNorm")
+                 for p in m.parameters(recurse=False)}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in norms)
     model.train()
     with safe_open(data_path, "pt") as f:
         data = {k: f.get_tensor(k) for k in f.keys()}

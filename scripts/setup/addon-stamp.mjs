@@ -13,13 +13,20 @@ function walk(dir, out) {
   return out;
 }
 
-export function addonStamp(root, libtorch) {
+/** The hash of the addon's sources alone (CMakeLists.txt and csrc/), as recorded with prebuilds. */
+export function sourceStamp(root) {
   const h = createHash('sha256');
   const files = [join(root, 'CMakeLists.txt'), ...walk(join(root, 'csrc'), [])];
   for (const f of files) {
     h.update(relative(root, f));
     h.update(readFileSync(f));
   }
+  return h.digest('hex');
+}
+
+export function addonStamp(root, libtorch) {
+  const h = createHash('sha256');
+  h.update(sourceStamp(root));
   h.update(JSON.stringify({ dir: libtorch.dir, version: libtorch.version, cuda: libtorch.cuda }));
   return h.digest('hex');
 }

@@ -5,10 +5,12 @@
 //                          .libtorch/ of the checkout; no Python needed)
 //   4. Debian libtorch-dev /usr/lib/<triplet>/cmake/Torch (accepted only if new enough)
 // Every candidate that was tried is recorded with the reason it was taken or passed over.
+// A CUDA libtorch also needs a CUDA toolkit (nvcc, cudart) to build against: locateCudaToolkit.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve, basename } from 'node:path';
 import { extractZip } from '../../lib/io/zip.mjs';
+import { pipSources } from './pip-index.mjs';
 
 export const MIN_TORCH = [2, 1];
 
@@ -87,20 +89,10 @@ function fromPython(tried) {
   return { ...info, cuda: py.cuda ?? info.cuda, source: 'python', python, reason: `${python} has torch ${py.version}` };
 }
 
-function pipFindLinks() {
-  const dirs = new Set();
-  try {
-    const out = execFileSync('python3', ['-m', 'pip', 'config', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30000 });
-    for (const m of out.matchAll(/find-links='([^']+)'/g)) for (const d of m[1].split(/\s+/)) dirs.add(d.replace(/^file:\/\//, ''));
-  } catch { /* no pip: fall back to the well-known folder */ }
-  dirs.add('/opt/wheels');
-  return [...dirs].filter((d) => existsSync(d));
-}
-
 function wheelCandidates() {
   if (process.env.MEDTUNE_TORCH_WHEEL) return [resolve(process.env.MEDTUNE_TORCH_WHEEL)];
   const found = [];
-  for (const d of pipFindLinks()) {
+  for (const d of pipSources().findLinks) {
     for (const f of readdirSync(d)) if (/^torch-\d+\.\d+\.\d+[^-]*-.*linux.*x86_64\.whl$/.test(f)) found.push(join(d, f));
   }
   // Newest version first.
@@ -108,13 +100,19 @@ function wheelCandidates() {
   return found.sort((a, b) => { const x = ver(a), y = ver(b); return y[0] - x[0] || y[1] - x[1] || y[2] - x[2]; });
 }
 
-function fromWheel(root, tried) {
-  const wheels = wheelCandidates();
-  if (wheels.length === 0) { tried.push({ source: 'wheel', result: 'no torch wheel found (set MEDTUNE_TORCH_WHEEL)' }); return null; }
-  const wheel = wheels[0];
-  const tag = basename(wheel).replace(/\.whl$/, '');
-  const dest = join(root, '.libtorch', tag);
-  const dir = join(dest, 'torch');
+/** The folder of the checkout where a torch wheel's libtorch is (or would be) unpacked. */
+export function wheelDestination(root, wheel) {
+  return join(root, '.libtorch', basename(wheel).replace(/\.whl$/, ''));
+}
+
+/**
+ * Unpacks torch/include, torch/lib, torch/share and torch/version.py of a torch wheel into
+ * .libtorch/<wheel name>/ (once; a `.complete` marker says it finished) and returns the
+ * libtorch directory (…/torch). The layout mirrors site-packages, so a CUDA wheel's
+ * $ORIGIN/../../nvidia/... RPATH finds nvidia-* wheels unpacked beside it.
+ */
+export function unpackTorchWheel(root, wheel) {
+  const dest = wheelDestination(root, wheel);
   if (!existsSync(join(dest, '.complete'))) {
     console.log(`medtune: unpacking libtorch from ${wheel} into ${dest} (one time)`);
     const tmp = `${dest}.tmp`;
@@ -124,6 +122,22 @@ function fromWheel(root, tried) {
     writeFileSync(join(tmp, '.complete'), `${n} files from ${wheel}\n`);
     rmSync(dest, { recursive: true, force: true });
     renameSync(tmp, dest);
+  }
+  return join(dest, 'torch');
+}
+
+function fromWheel(root, tried, unpack) {
+  const wheels = wheelCandidates();
+  if (wheels.length === 0) { tried.push({ source: 'wheel', result: 'no torch wheel found (set MEDTUNE_TORCH_WHEEL)' }); return null; }
+  const wheel = wheels[0];
+  let dir;
+  if (unpack) dir = unpackTorchWheel(root, wheel);
+  else {
+    dir = join(wheelDestination(root, wheel), 'torch');
+    if (!existsSync(join(dir, '..', '.complete'))) {
+      tried.push({ source: `wheel ${wheel}`, result: 'not unpacked yet (`npm install` / `npm rebuild medtune` unpacks it)' });
+      return null;
+    }
   }
   const info = describeLibtorch(dir);
   const why = usable(info);
@@ -144,14 +158,65 @@ function fromSystem(tried) {
   return null;
 }
 
-/** Returns the chosen libtorch, or throws an Error that lists every place that was tried. */
-export function locateLibtorch(root) {
+/**
+ * Returns the chosen libtorch, or throws an Error that lists every place that was tried.
+ * `unpack: false` (used when the addon is loaded without an install-time choice) never writes:
+ * a torch wheel counts only if an earlier install already unpacked it.
+ */
+export function locateLibtorch(root, { unpack = true } = {}) {
   const tried = [];
-  const chosen = fromEnv(tried) ?? fromPython(tried) ?? fromWheel(root, tried) ?? fromSystem(tried);
+  const chosen = fromEnv(tried) ?? fromPython(tried) ?? fromWheel(root, tried, unpack) ?? fromSystem(tried);
   if (!chosen) {
     const lines = tried.map((t) => `  - ${t.source}: ${t.result}`).join('\n');
     throw new Error(`medtune: no usable libtorch (>= ${MIN_TORCH.join('.')}) found. Tried:\n${lines}\n` +
       'Set LIBTORCH to an unpacked libtorch, or install torch into python3, or set MEDTUNE_TORCH_WHEEL to a torch wheel.');
   }
   return { ...chosen, tried };
+}
+
+function nvccRelease(nvcc) {
+  try {
+    const out = execFileSync(nvcc, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30000 });
+    return out.match(/release (\d+\.\d+)/)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Finds the CUDA toolkit (nvcc, cudart, headers) to build against a CUDA libtorch, in order:
+ * CUDA_HOME, CUDA_PATH, the folder of `nvcc` on PATH, /usr/local/cuda-<libtorch's CUDA>,
+ * /usr/local/cuda. A toolkit whose major version differs from libtorch's is passed over:
+ * the addon would link a libcudart soname that libtorch does not load.
+ * @param {string} cudaVersion libtorch's CUDA version, e.g. '13.0'
+ * @returns {{ root: string, nvcc: string, version: string, reason: string, tried: { source: string, result: string }[] }}
+ */
+export function locateCudaToolkit(cudaVersion) {
+  const tried = [];
+  const candidates = [];
+  if (process.env.CUDA_HOME) candidates.push({ source: 'CUDA_HOME', root: process.env.CUDA_HOME });
+  if (process.env.CUDA_PATH) candidates.push({ source: 'CUDA_PATH', root: process.env.CUDA_PATH });
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    if (d && existsSync(join(d, 'nvcc'))) { candidates.push({ source: 'nvcc on PATH', root: resolve(d, '..') }); break; }
+  }
+  if (cudaVersion) candidates.push({ source: 'default location', root: `/usr/local/cuda-${cudaVersion}` });
+  candidates.push({ source: 'default location', root: '/usr/local/cuda' });
+  const wantMajor = cudaVersion?.split('.')[0];
+  for (const c of candidates) {
+    const nvcc = join(c.root, 'bin', 'nvcc');
+    const label = `${c.source} (${c.root})`;
+    if (!existsSync(nvcc)) { tried.push({ source: label, result: 'no bin/nvcc' }); continue; }
+    if (!existsSync(join(c.root, 'include', 'cuda_runtime_api.h'))) { tried.push({ source: label, result: 'no include/cuda_runtime_api.h' }); continue; }
+    const version = nvccRelease(nvcc);
+    if (!version) { tried.push({ source: label, result: 'nvcc --version failed' }); continue; }
+    if (wantMajor && version.split('.')[0] !== wantMajor) {
+      tried.push({ source: label, result: `CUDA ${version}, but libtorch was built with CUDA ${cudaVersion}` });
+      continue;
+    }
+    tried.push({ source: label, result: 'chosen' });
+    return { root: resolve(c.root), nvcc, version, reason: `${label} has nvcc ${version}`, tried };
+  }
+  const lines = tried.map((t) => `  - ${t.source}: ${t.result}`).join('\n');
+  throw new Error(`medtune: libtorch was built with CUDA ${cudaVersion}; building the addon against it needs a CUDA ${wantMajor}.x toolkit (nvcc), none found. Tried:\n${lines}\n` +
+    'Set CUDA_HOME to the toolkit, or use a CPU libtorch (LIBTORCH) or a prebuilt binary.');
 }

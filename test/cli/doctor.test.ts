@@ -13,7 +13,13 @@ describe('medtune doctor', () => {
     assert.match(report.libtorch.version, /^\d+\.\d+\.\d+/);
     assert.ok(['LIBTORCH', 'python', 'wheel', 'system'].includes(report.libtorch.source));
     assert.ok(['cpu', 'cuda'].includes(report.build.variant));
+    assert.ok(['build', 'prebuild', 'env'].includes(report.build.addonKind));
+    if (report.build.addonKind !== 'env') assert.equal(report.build.prebuild, report.build.addonKind === 'prebuild', 'a prebuild says so itself (buildInfo().prebuild)');
+    assert.equal(typeof report.build.reason, 'string');
     assert.equal(typeof report.cuda.available, 'boolean');
+    assert.equal(report.cuda.compiled, report.build.variant === 'cuda');
+    if (!report.cuda.compiled) assert.match(report.cuda.reason, /not compiled in/);
+    assert.equal(report.cuda.memory.length, report.cuda.deviceCount);
     assert.equal(report.devices[0], 'cpu');
     assert.equal(report.devices.length, 1 + report.cuda.deviceCount);
     assert.ok(report.threads.intraOp >= 1);
@@ -23,6 +29,7 @@ describe('medtune doctor', () => {
     const text = execFileSync(process.execPath, [medtune, 'doctor'], { encoding: 'utf8' });
     assert.match(text, /libtorch\s+\d+\.\d+\.\d+ from /);
     assert.match(text, /variant\s+(cpu|cuda)/);
+    assert.match(text, /\n\s+(prebuilt binary|built from source)/);
     assert.throws(() => execFileSync(process.execPath, [medtune, 'frobnicate'], { stdio: 'pipe' }), (e: { status: number }) => e.status === 2);
   });
 

@@ -204,3 +204,48 @@ describe('adapters written here load in PyTorch', () => {
     fresh.dispose();
   });
 });
+
+describe('adapter behaviour', () => {
+  it('LoRA dropout acts in training mode only; merge refuses nothing and unmerge restores the weight', async () => {
+    const model = await loadModel(join(dir, 'vit'));
+    const applied = await applyMethod(model, { method: 'lora', lora: { r: 4, alpha: 8, dropout: 0.5, targets: 'query,value' } });
+    noGrad(() => {
+      for (const n of applied.trainable.filter((n) => n.endsWith('lora_B.weight'))) {
+        const p = model.parameter(n);
+        p.add_(randn(p.shape));
+        p.dispose();
+      }
+    });
+    const w = model.parameter('vit.encoder.layer.0.attention.attention.query.weight');
+    const before = w.toNumbers();
+    const evalA = await logits(model);
+    assert.deepEqual(await logits(model), evalA, 'eval mode: deterministic');
+    model.train();
+    const trainA = await logits(model);
+    const trainB = await logits(model);
+    assert.notDeepEqual(trainA, trainB, 'training mode: dropout on the LoRA input');
+    model.eval();
+    mergeAdapters(model, applied);
+    assert.ok(Math.max(...w.toNumbers().map((v, i) => Math.abs(v - before[i]!))) > 1e-3, 'merged into the weight');
+    assertClose(await logits(model), evalA, { ...TOL, message: 'merged logits' });
+    unmergeAdapters(model, applied);
+    assertClose(w.toNumbers(), before, { atol: 1e-6, rtol: 0, message: 'unmerged weight' });
+    w.dispose();
+    model.dispose();
+  });
+
+  it('a sliced adapter whose zero blocks were changed is refused, naming the tensor', async () => {
+    const out = join(tmp, 'ours-timm');
+    const tampered = join(tmp, 'tampered');
+    const { cpSync } = await import('node:fs');
+    cpSync(out, tampered, { recursive: true });
+    const { saveSafetensors } = await import('../../lib/models/index.ts');
+    const weights = (await loadSafetensors(join(tampered, 'adapter_model.safetensors'))).tensors;
+    const b = weights['base_model.model.blocks.0.attn.qkv.lora_B.weight']!;
+    noGrad(() => b.narrow(0, 40, 1).fill_(1)); // a k row: outside every slice
+    await saveSafetensors(join(tampered, 'adapter_model.safetensors'), weights);
+    const model = await loadModel(join(dir, 'timm'));
+    await assert.rejects(loadAdapter(model, tampered), /'blocks\.0\.attn\.qkv\.lora_B\.weight' is not the block form of a sliced LoRA/);
+    model.dispose();
+  });
+});

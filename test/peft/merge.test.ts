@@ -1,6 +1,6 @@
 // `medtune merge`: a PEFT adapter (peft-written, LoRA + modules_to_save and DoRA) or a medtune
 // LN-tuning output folded into the base model, written as a directory transformers loads; its
-// logits equal peft's merge_and_unload() logits (scripts/python/hf_forward.py loads it).
+// logits equal peft's merge_and_unload() logits (transformers loads it: peft_reference.py hf).
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,14 +55,16 @@ describe('medtune merge', () => {
     const lnMerged = join(tmp, 'ln-merged');
     assert.equal(await quiet(() => main(['merge', '--model', join(dir, 'vit'), '--adapter', join(tmp, 'ln-out'), '--out', lnMerged])), 0);
 
-    for (const [name, out] of jobs) {
-      runPython('hf_forward.py', [out, join(dir, 'inputs.safetensors'), join(tmp, `${name}.logits.safetensors`)]);
-      const got = (await loadSafetensors(join(tmp, `${name}.logits.safetensors`))).tensors['logits']!;
+    const hfJobs = [...jobs, ['ln', lnMerged] as [string, string]].map(([name, out]) => ({ model: out, inputs: join(dir, 'inputs.safetensors'), out: join(tmp, `${name}.logits.safetensors`) }));
+    const file = join(tmp, 'hf.json');
+    writeFileSync(file, JSON.stringify(hfJobs));
+    runPython('peft_reference.py', ['hf', file]);
+    for (const [i, [name]] of jobs.entries()) {
+      const got = (await loadSafetensors(hfJobs[i]!.out)).tensors['logits']!;
       const ref = (await loadSafetensors(join(dir, `${name}.reference.safetensors`))).tensors['merged_logits']!;
       assertClose(got.toTypedArray(), ref.toTypedArray(), { atol: 1e-5, rtol: 1e-5, message: `${name}: transformers on the merged checkpoint vs peft merge_and_unload` });
     }
-    runPython('hf_forward.py', [lnMerged, join(dir, 'inputs.safetensors'), join(tmp, 'ln.logits.safetensors')]);
-    const ln = (await loadSafetensors(join(tmp, 'ln.logits.safetensors'))).tensors['logits']!;
+    const ln = (await loadSafetensors(hfJobs[2]!.out)).tensors['logits']!;
     assertClose(ln.toTypedArray(), lnLogits, { atol: 1e-5, rtol: 1e-5, message: 'LN-tuned, merged' });
     model.dispose();
   });

@@ -4,21 +4,34 @@
 // (scripts/python/peft_reference.py `counts`: presets written the way PyTorch users write them,
 // LoRA through peft's get_peft_model and get_nb_trainable_parameters).
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { createModel, loadModel, type Model } from '../../lib/models/index.ts';
 import {
   applyMethod, definePreset, Mask, MethodError, resolveMethod, select, selectionContext, trainableReport, type MethodSpec,
 } from '../../lib/peft/index.ts';
+import { manualSeed } from '../../lib/torch/index.ts';
+import { assertClose } from '../helpers/close.ts';
 import { cachedFixture, runPythonJson } from '../helpers/python.ts';
 
 type Counts = Record<string, { trainable: number; all: number }>;
 
 let dir: string;
 let reference: Record<string, Counts>;
+let initReference: number[][];
 before(() => {
   dir = cachedFixture('peft', 'make_peft_fixtures.py', [], { dependsOn: ['peft_reference.py', 'timm_vit_reference.py'] });
-  reference = runPythonJson<Record<string, Counts>>('peft_reference.py', ['counts', join(dir, 'vit'), join(dir, 'timm')]);
+  const file = join(mkdtempSync(join(tmpdir(), 'medtune-presets-')), 'batch.json');
+  writeFileSync(file, JSON.stringify([
+    { cmd: 'counts', model: join(dir, 'vit') },
+    { cmd: 'counts', model: join(dir, 'timm') },
+    { cmd: 'lora_init', seed: 7, shapes: [[4, 16], [4, 16], [4, 16], [4, 16]] },
+  ]));
+  const out = runPythonJson<unknown[]>('peft_reference.py', ['batch', file]);
+  reference = { [join(dir, 'vit')]: out[0] as Counts, [join(dir, 'timm')]: out[1] as Counts };
+  initReference = out[2] as number[][];
 });
 
 async function countsFor(modelDir: string, spec: MethodSpec): Promise<{ trainable: number; all: number; peftAll: number; line: string }> {
@@ -152,5 +165,46 @@ describe('masks and selectors', () => {
     assert.deepEqual(applied.warnings, []);
     assert.equal(selectionContext(m).names.toTransformers5('vit.encoder.layer.0.intermediate.dense.weight'), 'vit.layers.0.mlp.fc1.weight');
     m.dispose();
+  });
+});
+
+describe('LoRA initialisation and dtypes', () => {
+  it('A is kaiming_uniform_(a=sqrt(5)) drawn as torch draws it after the same manual_seed (one adapter after another), B is zero', async () => {
+    const model = await createModel(vitConfig, { seed: 1 });
+    manualSeed(7);
+    const applied = await applyMethod(model, { method: 'lora', lora: { r: 4, alpha: 8, targets: 'query,value' } });
+    assert.equal(applied.adapters.length, 4);
+    applied.adapters.forEach((a, i) => {
+      const A = model.parameter(`${a.path}.lora_A.weight`);
+      const B = model.parameter(`${a.path}.lora_B.weight`);
+      assertClose(A.toNumbers(), initReference[i]!, { atol: 0, rtol: 0, message: `${a.path} A` });
+      assert.ok(B.toNumbers().every((v) => v === 0));
+      A.dispose();
+      B.dispose();
+    });
+    model.dispose();
+  });
+
+  it('a bf16 model keeps its adapters in float32 (peft autocast_adapter_dtype) and outputs bf16', async () => {
+    const model = await createModel(vitConfig, { seed: 1, dtype: 'bf16' });
+    const applied = await applyMethod(model, { method: 'lora', lora: { r: 4, dora: true } });
+    const adapterParams = model.parameters().filter((p) => !p.persistent);
+    assert.deepEqual([...new Set(adapterParams.map((p) => p.dtype))], ['float32']);
+    assert.equal(adapterParams.length, 3 * applied.adapters.length, 'lora_A, lora_B, lora_magnitude_vector');
+    const { randn } = await import('../../lib/torch/index.ts');
+    const out = await model.forward({ pixel_values: randn([1, 3, 8, 8]).to('bfloat16') }, { grad: false });
+    assert.equal(out['logits']!.dtype, 'bfloat16');
+    model.dispose();
+  });
+
+  it('--init-adapter fixes the LoRA settings; contradicting them is an Error', () => {
+    const plan = resolveMethod({ method: 'lora', lora: { initAdapter: join(dir, 'vit_dora') } });
+    assert.deepEqual([plan.lora!.r, plan.lora!.alpha, plan.lora!.dora, plan.lora!.rankPattern], [2, 4, true, { 'layers\\.1\\.attention\\.v_proj': 4 }]);
+    assert.throws(() => resolveMethod({ method: 'lora', lora: { initAdapter: join(dir, 'vit_dora'), r: 8 } }), /was trained with r 2, but 8 was asked for/);
+    assert.throws(() => resolveMethod({ method: 'lora', lora: { initAdapter: join(dir, 'vit_dora'), targets: 'query' } }), /--lora-targets cannot be combined with --init-adapter/);
+    const withExtra = resolveMethod({ method: 'lora', lora: { initAdapter: join(dir, 'vit_lora') } });
+    assert.deepEqual(withExtra.trainExtra, ['classifier'], "the adapter's modules_to_save keep training");
+    assert.deepEqual(resolveMethod({ method: 'lora', trainExtra: 'vit.layernorm', lora: { initAdapter: join(dir, 'vit_lora') } }).trainExtra, ['vit.layernorm', 'classifier']);
+    assert.throws(() => resolveMethod({ method: 'lora', scope: 'vision', lora: { initAdapter: join(dir, 'vit_lora') } }), /--scope cannot be combined with --init-adapter/);
   });
 });

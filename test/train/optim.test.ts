@@ -3,7 +3,7 @@
 // ATen calls as PyTorch, so trajectories agree to float32 rounding (in practice bit for bit).
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { liveTensors, tensor, tidy, type DType, type Tensor } from '../../lib/torch/index.ts';
+import { cuda, liveTensors, tensor, tidy, type DType, type Tensor } from '../../lib/torch/index.ts';
 import { clipGradNorm, createOptimizer, type OptimizerSpec, type ParamGroup } from '../../lib/train/optimizer.ts';
 import { assertClose } from '../helpers/close.ts';
 import { runPythonJson } from '../helpers/python.ts';
@@ -84,6 +84,20 @@ describe('optimizers match torch.optim', () => {
           // SGD also counts steps per parameter (for reports); PyTorch's SGD keeps no step.
           assert.ok(key in c.state || (c.kind === 'sgd' && key.endsWith('.step')), `${c.name}: unexpected state ${key}`);
         }
+      });
+    }
+  });
+
+  it('the fused kernels (forced on the CPU) follow the single-tensor trajectories, missing gradients included', () => {
+    for (const c of ref.cases.filter((x) => x.implementation === 'single')) {
+      tidy(() => {
+        const params = c.init.map((v, i) => tensor(Float32Array.from(v), { shape: c.shapes[i]!, requiresGrad: true }));
+        using opt = createOptimizer(spec(c), groupsOf(c, params), { implementation: 'fused' });
+        c.steps.forEach((s, k) => {
+          setGrads(params, c, k);
+          opt.step(s.lrs);
+        });
+        params.forEach((p, i) => assertClose(p.toTypedArray(), c.steps.at(-1)!.params[i]!, { atol: 1e-6, rtol: 1e-5, message: `${c.name} fused: p${i}` }));
       });
     }
   });
@@ -176,6 +190,26 @@ describe('gradient clipping matches torch.nn.utils.clip_grad_norm_', () => {
           if (g === null) assert.equal(params[i]!.grad, null);
           else assertClose(params[i]!.grad!.toTypedArray(), g, { ...TOL, message: `${c.name}: grad ${i}` });
         });
+      });
+    }
+  });
+});
+
+describe('optimizers on CUDA', () => {
+  // No CUDA reference from Python in CI: the device run (fused kernels, chosen automatically when
+  // every parameter is a CUDA tensor) is compared with torch.optim's CPU trajectory.
+  it('auto picks the fused kernels for CUDA parameters and follows torch.optim', { skip: !cuda.isAvailable() && 'no CUDA device' }, () => {
+    for (const c of ref.cases.filter((x) => x.implementation === 'single')) {
+      tidy(() => {
+        const params = c.init.map((v, i) => tensor(Float32Array.from(v), { shape: c.shapes[i]! }).to('cuda').requiresGrad_(true));
+        using opt = createOptimizer(spec(c), groupsOf(c, params));
+        c.steps.forEach((s, k) => {
+          s.grads.forEach((g, i) => {
+            params[i]!.grad = g === null ? null : tensor(Float32Array.from(g), { shape: c.shapes[i]! }).to('cuda');
+          });
+          opt.step(s.lrs);
+        });
+        params.forEach((p, i) => assertClose(p.to('cpu').toTypedArray(), c.steps.at(-1)!.params[i]!, { atol: 1e-6, rtol: 1e-5, message: `${c.name} on CUDA: p${i}` }));
       });
     }
   });

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createModel, loadModel, loadSafetensors, saveSafetensors } from '../../lib/models/index.ts';
-import { Generator, liveTensors, randn, tidy } from '../../lib/torch/index.ts';
+import { cat, Generator, liveTensors, randn, tidy } from '../../lib/torch/index.ts';
 import { CheckpointError, listCheckpoints } from '../../lib/train/checkpoint.ts';
 import { resolveTrainConfig, type TrainConfig } from '../../lib/train/config.ts';
-import { TensorFileDataset } from '../../lib/train/dataset.ts';
+import { datasetFromLoader, TensorFileDataset } from '../../lib/train/dataset.ts';
 import { LineProgress, silentProgress, TerminalProgress } from '../../lib/train/progress.ts';
 import { train, TrainingDivergedError } from '../../lib/train/trainer.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
@@ -42,8 +42,8 @@ before(async () => {
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(settings: Partial<TrainConfig> & { out: string }, opts: { data?: string; resumeFrom?: string } = {}) {
-  const model = await loadModel(modelDir);
+async function run(settings: Partial<TrainConfig> & { out: string }, opts: { data?: string; resumeFrom?: string; dtype?: 'bf16' } = {}) {
+  const model = await loadModel(modelDir, opts.dtype ? { dtype: opts.dtype } : {});
   const data = await TensorFileDataset.open(opts.data ?? dataFile);
   try {
     model.setRequiresGrad('all', true);
@@ -101,7 +101,7 @@ describe('trainer', () => {
     const full = await run({ ...base, steps: 7, saveEvery: 3, keepCheckpoints: 5, out: join(tmp, 'full') });
     assert.deepEqual(listCheckpoints(join(tmp, 'full')).map((c) => c.step), [3, 6]);
     const resumed = await run({ ...base, steps: 7, out: join(tmp, 'resumed') }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') });
-    assert.match(resumed.lines[0]!, /resuming from .*checkpoint-3 after step 3 \(continuing in epoch 2\)/);
+    assert.match(resumed.lines.join('\n'), /resuming from .*checkpoint-3 after step 3 \(continuing in epoch 2\)/);
     assert.deepEqual(resumed.result.losses, full.result.losses.slice(3));
     const a = await loadSafetensors(join(tmp, 'full', 'trainable.safetensors'));
     const b = await loadSafetensors(join(tmp, 'resumed', 'trainable.safetensors'));
@@ -109,6 +109,21 @@ describe('trainer', () => {
     await assert.rejects(run({ ...base, steps: 7, out: join(tmp, 'x'), optimizer: 'sgd' }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') }),
       /saved by a adamw optimizer, this run uses sgd/);
     await assert.rejects(run({ ...base, steps: 7, out: join(tmp, 'x') }, { resumeFrom: join(tmp, 'nowhere') }), CheckpointError);
+    await assert.rejects(run({ ...base, steps: 7, batchSize: 5, out: join(tmp, 'x') }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') }),
+      /the checkpoint's data order differs from this run's \(batch_size 4 vs 5\)/);
+    // A longer run from the same checkpoint: allowed, with a note about the new schedule.
+    const longer = await run({ ...base, steps: 9, out: join(tmp, 'longer') }, { resumeFrom: join(tmp, 'full', 'checkpoint-3') });
+    assert.match(longer.lines[0]!, /^note: the learning-rate schedule differs from the checkpoint's \(now cosine over 9 steps/);
+    assert.equal(longer.result.steps, 9);
+  });
+
+  it('trains in bfloat16: the same run within half-precision noise, trained tensors stored as bf16', async () => {
+    const fp32 = await run({ ...base, steps: 4, out: join(tmp, 'fp32') });
+    const bf16 = await run({ ...base, steps: 4, out: join(tmp, 'bf16') }, { dtype: 'bf16' });
+    bf16.result.losses.forEach((l, i) => assert.ok(Math.abs(l - fp32.result.losses[i]!) < 0.02, `step ${i + 1}: bf16 ${l} vs fp32 ${fp32.result.losses[i]}`));
+    const trained = await loadSafetensors(join(tmp, 'bf16', 'trainable.safetensors'));
+    assert.ok(Object.values(trained.tensors).every((t) => t.dtype === 'bfloat16'));
+    for (const t of Object.values(trained.tensors)) t.dispose();
   });
 
   it('a NaN loss stops the run at its step, before any update, and keeps the last checkpoint', async () => {
@@ -124,6 +139,60 @@ describe('trainer', () => {
     assert.ok(!existsSync(join(out, 'trainable.safetensors')), 'no final output from a diverged run');
     const log = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n');
     assert.equal(log.length, 3, 'steps 1-3 are logged');
+  });
+
+  it('with fused optimizers the NaN step is skipped on the device: the weights stay those after step 3', async () => {
+    // A constant schedule, so that the 3-step and the 5-step runs share their first three steps.
+    const settings = { ...base, gradAccum: 1, shuffle: false, schedule: 'constant', warmup: 0, optimizerImplementation: 'fused' } as const;
+    await run({ ...settings, steps: 3, out: join(tmp, 'clean3') }, { data: nanFile });
+    const model = await loadModel(modelDir);
+    const data = await TensorFileDataset.open(nanFile);
+    try {
+      model.setRequiresGrad('all', true);
+      await assert.rejects(train({ model, train: data, config: resolveTrainConfig({ ...settings, steps: 5, out: join(tmp, 'nanfused') }), progress: silentProgress, print: () => {} }),
+        /^TrainingDivergedError: step 4: the loss is NaN/);
+      const clean = await loadSafetensors(join(tmp, 'clean3', 'trainable.safetensors'));
+      for (const [name, t] of Object.entries(clean.tensors)) {
+        const p = model.parameter(name);
+        assert.deepEqual(p.toNumbers(), t.toNumbers(), name);
+        p.dispose();
+        t.dispose();
+      }
+    } finally {
+      data.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('datasets from per-item loaders', () => {
+  it('a loader-backed dataset (items loaded asynchronously, then collated) trains exactly like the tensor file', async () => {
+    const viaFile = await run({ ...base, steps: 4, out: join(tmp, 'via-file') });
+    const model = await loadModel(modelDir);
+    const file = await TensorFileDataset.open(dataFile);
+    try {
+      const rows = Array.from({ length: file.size }, (_, i) => i);
+      const dataset = datasetFromLoader({
+        items: rows,
+        loadItem: async (i: number) => {
+          await new Promise((r) => setTimeout(r, (i * 7) % 5)); // out-of-order completion
+          return file.batch([i]);
+        },
+        collate: (loaded) => {
+          const batch = { pixel_values: cat(loaded.map((b) => b['pixel_values']!)), labels: cat(loaded.map((b) => b['labels']!)) };
+          for (const b of loaded) for (const t of Object.values(b)) t?.dispose();
+          return batch;
+        },
+      }, 'batches', 'rows of train.safetensors');
+      model.setRequiresGrad('all', true);
+      const before = liveTensors();
+      const result = await train({ model, train: dataset, config: resolveTrainConfig({ ...base, steps: 4, out: join(tmp, 'via-loader') }), progress: silentProgress, print: () => {} });
+      assert.deepEqual(result.losses, viaFile.result.losses);
+      assert.equal(liveTensors(), before, 'batches are disposed after their step');
+    } finally {
+      file.dispose();
+      model.dispose();
+    }
   });
 });
 
@@ -193,6 +262,18 @@ describe('medtune train (CLI)', () => {
     assert.match(stdout, /done: 6 steps, loss 0\.\d+ -> 0\.\d+/);
     assert.match(stdout, new RegExp(`saved trainable\\.safetensors in ${out}`));
     assert.equal(readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').length, 6);
+  });
+
+  it('--resume latest continues from the newest checkpoint with the same losses', () => {
+    const out = join(tmp, 'cli-resume');
+    const args = [cli, 'train', '--model', modelDir, '--data', dataFile, '--steps', '6', '--batch-size', '5', '--lr', '1e-2', '--seed', '4', '--save-every', '2', '--out', out];
+    execFileSync(process.execPath, args, { encoding: 'utf8' });
+    const first = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    const stdout = execFileSync(process.execPath, [...args, '--resume', 'latest'], { encoding: 'utf8' });
+    assert.match(stdout, /resuming from .*checkpoint-4 after step 4/);
+    assert.match(stdout, /done: 2 steps \(resumed after step 4, now at step 6\), loss/);
+    const all = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    assert.deepEqual(all.slice(6).map((r) => [r.step, r.loss]), first.slice(4).map((r) => [r.step, r.loss]), 'the log continues, appended');
   });
 
   it('bad flags are one clear line and exit code 2', () => {

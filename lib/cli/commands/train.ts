@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { Device } from '../../torch/device.ts';
 import { isDevice } from '../../torch/device.ts';
 import type { TaskName, TrainConfig } from '../../train/config.ts';
+import { LoraTargetError, MethodError, PatternError } from '../../peft/index.ts';
 import { TrainConfigError } from '../../train/config.ts';
 import { KNOWN_METHODS, METHOD_FLAGS } from '../../train/method.ts';
 import { NO_DECAY_RULES, type NoDecayRule } from '../../train/param-groups.ts';
@@ -69,7 +70,8 @@ const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
 
   --model DIR            Hugging Face model directory (config.json + safetensors)
   --data FILE            training data (.safetensors of pre-processed tensors in this build)
-  --eval-data FILE       validation data, evaluated every --eval-every steps and at the end
+  --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
+                         (batches of --eval-batch-size, default --batch-size)
   --images DIR           image folder of the dataset
   --task T               vqa | report | classify (default: inferred from the data)
   --method M             tuning method: ${KNOWN_METHODS.join(' | ')} (default full)
@@ -97,7 +99,7 @@ ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string'
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'fine-tune a model (full or parameter-efficient) on a dataset',
+  summary: 'Fine-tune a model (full or parameter-efficient) on a dataset',
   usage: USAGE,
   async run(argv) {
     const methodFlags = Object.fromEntries(Object.entries(METHOD_FLAGS).map(([k, v]) => [k, { type: v.type }]));
@@ -151,11 +153,14 @@ export const trainCommand: Command = {
       });
       const first = result.losses[0];
       const last = result.losses.at(-1);
-      console.log(`done: ${result.steps} steps${first !== undefined ? `, loss ${first.toFixed(4)} -> ${last!.toFixed(4)}` : ''}`);
+      const ran = result.losses.length;
+      const resumedNote = ran !== result.steps ? ` (resumed after step ${result.steps - ran}, now at step ${result.steps})` : '';
+      console.log(`done: ${ran} steps${resumedNote}${first !== undefined ? `, loss ${first.toFixed(4)} -> ${last!.toFixed(4)}` : ''}`);
       console.log(`saved ${result.weightFiles.join(', ')} in ${result.out}`);
       return 0;
     } catch (err) {
-      if (err instanceof TrainConfigError) throw new UsageError(err.message);
+      // bad settings, the tuning method's included, are usage errors (exit 2)
+      if (err instanceof TrainConfigError || err instanceof MethodError || err instanceof LoraTargetError || err instanceof PatternError) throw new UsageError(err.message);
       throw err;
     }
   },
