@@ -52,6 +52,25 @@ export interface LoadOptions extends ModelOptions {
   configOverrides?: ConfigObject;
   /** torch.save files: the dot path of the state dict ('model', 'state_dict'); found automatically when omitted. */
   stateDictKey?: string;
+  /** A classifier with this many labels (a fresh head when the checkpoint's differs or lacks one). */
+  numLabels?: number;
+}
+
+/** The config with `n` labels, in its own vocabulary: timm's num_classes, transformers' num_labels. */
+export function withNumLabels(config: ConfigObject, n: number): ConfigObject {
+  if (!Number.isInteger(n) || n < 1) throw new ModelConfigError(`numLabels must be a positive integer, got ${n}`);
+  if (config['model_type'] === undefined && typeof config['architecture'] === 'string') return mergeConfig(config, { num_classes: n });
+  if (config['model_type'] === 'vit') {
+    const { id2label: _i, label2id: _l, ...rest } = config;
+    const archs = (config['architectures'] as string[] | undefined) ?? [];
+    return { ...rest, num_labels: n, architectures: archs.map((a) => (a === 'ViTModel' ? 'ViTForImageClassification' : a)).concat(archs.length ? [] : ['ViTForImageClassification']) };
+  }
+  throw new ModelConfigError(`numLabels: a ${String(config['model_type'] ?? config['architecture'])} model has no classification head to size`);
+}
+
+function finalConfig(base: ConfigObject, opts: LoadOptions): ConfigObject {
+  const merged = mergeConfig(base, opts.configOverrides);
+  return opts.numLabels !== undefined ? withNumLabels(merged, opts.numLabels) : merged;
 }
 
 const TORCH_SAVE_FILE = /\.(pth|pt|bin|ckpt|tar)$/i;
@@ -112,7 +131,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   if (!statSync(path).isDirectory()) return loadWeightsFile(path, opts);
   const dir = path;
   const configPath = join(dir, 'config.json');
-  const config = mergeConfig(opts.config !== undefined ? resolveConfigArgument(opts.config).config : readConfigFile(configPath), opts.configOverrides);
+  const config = finalConfig(opts.config !== undefined ? resolveConfigArgument(opts.config).config : readConfigFile(configPath), opts);
   const checkpoint = findCheckpointFiles(dir);
   const resolved = resolveModel(config, configPath, { dir, keys: checkpoint.keys, visionTower: opts.visionTower ?? null });
   const sources = [...checkpoint.files.map((p) => ({ path: p, prefix: '' })), ...resolved.extraSources];
@@ -151,7 +170,7 @@ async function loadWeightsFile(file: string, opts: LoadOptions): Promise<Model> 
       }
       base = { config: inferred, source: `inferred from the keys of ${file}` };
     }
-    const config = mergeConfig(base.config, opts.configOverrides);
+    const config = finalConfig(base.config, opts);
     const resolved = resolveModel(config, base.source, { dir: null, keys, visionTower: null });
     const source = tensors
       ? { path: file, prefix: '', names: [...tensors.keys()], tensors: [...tensors.values()].map((t) => t.handle) }

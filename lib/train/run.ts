@@ -17,6 +17,15 @@ export interface FineTuneOptions {
   images?: string | null;
   task?: TaskName | null;
   method: MethodOptions;
+  /** The architecture of a weights file (.pth): a preset name or a config.json (see lib/models/presets.ts). */
+  arch?: string | null;
+  /** A classifier with this many labels (MAE / MRM backbones get a fresh head). */
+  numLabels?: number | null;
+  /** Tokenizer directory for text data when the model's own directory has none. */
+  tokenizer?: string | null;
+  /** Dataset split of --data (VQA-RAD 'train' / 'test', annotation.json 'train' / 'val' / 'test'); --eval-data uses evalSplit. */
+  split?: string | null;
+  evalSplit?: string | null;
   dtype?: ModelDType;
   device?: Device;
   /** A checkpoint-<step> directory, or 'latest' (the newest under the output directory). */
@@ -34,11 +43,15 @@ export async function fineTune(opts: FineTuneOptions): Promise<TrainResult> {
     if (!latest) throw new Error(`--resume latest: no checkpoint-<step> directory in ${config.out}`);
     resumeFrom = latest.dir;
   }
-  const model = await loadModel(opts.model, { dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', seed: config.seed });
+  const model = await loadModel(opts.model, {
+    dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', seed: config.seed,
+    ...(opts.arch ? { config: opts.arch } : {}), ...(opts.numLabels ? { numLabels: opts.numLabels } : {}),
+  });
   try {
     const tuning = await applyTuningMethod(model, { ...opts.method, seed: config.seed, baseModel: resolve(opts.model) });
-    const data = await openTrainingData(opts.data, { model, images: opts.images ?? null, task: opts.task ?? null });
-    const evalData = opts.evalData ? await openTrainingData(opts.evalData, { model, images: opts.images ?? null, task: opts.task ?? null }) : null;
+    const source = { model, modelPath: opts.model, images: opts.images ?? null, task: opts.task ?? null, tokenizer: opts.tokenizer ?? null };
+    const data = await openTrainingData(opts.data, { ...source, split: opts.split ?? null });
+    const evalData = opts.evalData ? await openTrainingData(opts.evalData, { ...source, split: opts.evalSplit ?? null }) : null;
     try {
       return await train({
         model, train: data, eval: evalData, config, weights: tuning.weights, resumeFrom,
@@ -47,7 +60,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<TrainResult> {
         ...(opts.print ? { print: opts.print } : {}),
         describe: {
           model: resolve(opts.model), data: resolve(opts.data), eval_data: opts.evalData ? resolve(opts.evalData) : null, images: opts.images ?? null,
-          task: opts.task ?? null, dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', resumed_from: resumeFrom, ...tuning.describe,
+          task: opts.task ?? null, arch: opts.arch ?? null, num_labels: opts.numLabels ?? null, split: opts.split ?? null, dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', resumed_from: resumeFrom, ...tuning.describe,
         },
       });
     } finally {

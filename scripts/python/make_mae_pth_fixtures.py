@@ -9,6 +9,7 @@ Writes:
                      3 labels), as a user writes it
   vit_tiny_d1.pth    a bare state dict of a ViT-Ti/16 (timm's width 192, 3 heads) with one block at 32 px
                      and a 2-label head, token pooling: its architecture can be read off the keys
+  train.safetensors  8 images (32 px) with 3 multi-label targets, pre-processed, for `medtune train`
   reference.safetensors  what MAE's main_finetune.py computes: interpolate_pos_embed to the 32 px grid,
                      load_state_dict(strict=False) into VisionTransformer(global_pool=True), then the
                      pooled (fc_norm) features and the tokens for a batch of images
@@ -79,6 +80,10 @@ tiny = VisionTransformer(img_size=32, patch_size=16, embed_dim=192, depth=1, num
 torch.save(tiny.state_dict(), os.path.join(out_dir, "vit_tiny_d1.pth"))
 with torch.no_grad():
     tiny_logits = tiny(pixels)
+
+g = torch.Generator().manual_seed(1)
+save_file({"pixel_values": torch.randn(8, 3, 32, 32, generator=g), "labels": (torch.rand(8, 3, generator=g) > 0.5).float()},
+          os.path.join(out_dir, "train.safetensors"), metadata={"label_names": json.dumps(["Atelectasis", "Effusion", "Pneumonia"])})
 
 save_file({"tiny_logits": tiny_logits, "pixel_values": pixels, "last_hidden_state": feats.contiguous(), "pooler_output": pooled.contiguous(),
            "pos_embed": model.pos_embed.detach().contiguous()}, os.path.join(out_dir, "reference.safetensors"))

@@ -16,7 +16,7 @@ let fixture: string;
 let expected: { counts: Counts; total: number };
 
 async function fresh(): Promise<Model> {
-  return loadModel(join(fixture, 'original_vqa.pth'), { config: join(fixture, 'config_original.json') });
+  return loadModel(join(fixture, 'hf_vqa'));
 }
 
 describe('tuning presets on BLIP', () => {

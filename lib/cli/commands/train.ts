@@ -8,12 +8,18 @@ import { LoraTargetError, MethodError, PatternError } from '../../peft/index.ts'
 import { TrainConfigError } from '../../train/config.ts';
 import { KNOWN_METHODS, METHOD_FLAGS } from '../../train/method.ts';
 import { NO_DECAY_RULES, type NoDecayRule } from '../../train/param-groups.ts';
+import { PRESETS } from '../../models/presets.ts';
 import { fineTune } from '../../train/run.ts';
 import { SCHEDULES, type ScheduleName } from '../../train/schedule.ts';
 import { type Command, UsageError } from '../command.ts';
 
 const FLAGS = {
   model: { type: 'string' },
+  arch: { type: 'string' },
+  'num-labels': { type: 'string' },
+  tokenizer: { type: 'string' },
+  split: { type: 'string' },
+  'eval-split': { type: 'string' },
   data: { type: 'string' },
   'eval-data': { type: 'string' },
   images: { type: 'string' },
@@ -68,8 +74,15 @@ function oneOf<T extends string>(flag: string, v: string | undefined, allowed: r
 
 const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
 
-  --model DIR            Hugging Face model directory (config.json + safetensors)
-  --data FILE            training data (.safetensors of pre-processed tensors in this build)
+  --model DIR|FILE       Hugging Face model directory (config.json + safetensors), or a weights
+                         file (.pth/.pt/.bin read safely, or .safetensors)
+  --arch A               architecture of a weights file: a preset (${Object.keys(PRESETS).join(', ')})
+                         or a config.json (default: read off the keys where they tell it)
+  --num-labels N         classifier with N labels (a fresh head for MAE / MRM backbones)
+  --tokenizer DIR        tokenizer for text data, when the model's directory has none
+  --split S, --eval-split S   split of --data / --eval-data (VQA-RAD train|test, annotation.json train|val|test)
+  --data FILE            training data: .safetensors of pre-processed tensors; for BLIP models also
+                         VQA-RAD / SLAKE / PathVQA / conversation JSON and annotation.json report files
   --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
                          (batches of --eval-batch-size, default --batch-size)
   --images DIR           image folder of the dataset
@@ -149,6 +162,8 @@ export const trainCommand: Command = {
       const result = await fineTune({
         model: s('model')!, data: s('data')!, evalData: s('eval-data') ?? null, images: s('images') ?? null, task: task ?? null,
         method: method as { method: string }, dtype: dtype ?? 'fp32', device: (device as Device | undefined) ?? 'cpu',
+        arch: s('arch') ?? null, numLabels: integer('num-labels', s('num-labels')) ?? null, tokenizer: s('tokenizer') ?? null,
+        split: s('split') ?? null, evalSplit: s('eval-split') ?? null,
         resume: s('resume') ?? null, config,
       });
       const first = result.losses[0];
