@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readSafetensorsHeader } from '../../lib/models/index.ts';
+import { loadModel, readSafetensorsHeader } from '../../lib/models/index.ts';
+import { BlipDataset } from '../../lib/train/blip-data.ts';
 import { assertClose } from '../helpers/close.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 import { cachedFixture } from '../helpers/python.ts';
@@ -50,6 +51,21 @@ describe('medtune train on .pth checkpoints (the papers\' recipes)', () => {
     assert.ok(saved.every((n) => /norm|LayerNorm/.test(n)), 'only LayerNorm tensors are saved');
     const config = JSON.parse(readFileSync(join(out, 'training_config.json'), 'utf8'));
     assert.equal(config.loss_scaling, 'batches');
+  });
+
+  it('report generation (IU-Xray annotation.json) trains the decoder through medtune train: step 1 is the forward loss', async () => {
+    const out = join(scratch, 'blip-report');
+    const args = ['--model', join(blip, 'original_vqa.pth'), '--arch', join(blip, 'config_original.json'), '--tokenizer', join(blip, 'tokenizer')];
+    const r = medtune('train', ...args, '--data', join(blip, 'data', 'annotation.json'), '--split', 'train', '--method', 'lora', '--scope', 'decoder',
+      '--steps', '2', '--batch-size', '2', '--no-shuffle', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(readFileSync(join(out, 'training_config.json'), 'utf8')).loss_scaling, 'tokens');
+    // LoRA starts as a no-op (B = 0): step 1's loss is the untouched model's captioning loss.
+    const model = await loadModel(join(blip, 'original_vqa.pth'), { config: join(blip, 'config_original.json') });
+    const data = BlipDataset.open(join(blip, 'data', 'annotation.json'), model, { tokenizer: join(blip, 'tokenizer'), split: 'train' });
+    const loss = (await model.forward(await data.batch([0, 1]), { grad: false }))['loss']!.item();
+    assertClose(trainLog(out)[0]!.loss, loss, { atol: 0, rtol: 1e-5, message: 'step 1 loss' });
+    model.dispose();
   });
 
   it("the LoRA paper's ViT recipe from an MAE .pth: qkv[q,v] LoRA, head + fc_norm, layer decay, PEFT adapter written", () => {
