@@ -49,7 +49,10 @@ function familyTokens(model: Model): { eos: number[]; pad: number } {
 export async function decode(model: Model, batch: Batch, opts: DecodeOptions = {}): Promise<DecodeOutput> {
   const defaults = familyTokens(model);
   const eos = opts.eosTokenId ?? defaults.eos;
-  const promptLength = batch['decoder_input_ids']?.shape[1] ?? 1;
+  // The prompt decoding starts from: decoder_input_ids, a captioning model's input_ids minus its
+  // [SEP] (BlipForConditionalGeneration.generate), else the BOS token alone.
+  const captionPrompt = model.spec.family === 'blip' && model.spec.task === 'caption' ? batch['input_ids'] : undefined;
+  const promptLength = batch['decoder_input_ids']?.shape[1] ?? (captionPrompt ? captionPrompt.shape[1]! - 1 : 1);
   const maxLength = opts.maxLength ?? (opts.maxNewTokens !== undefined ? promptLength + opts.maxNewTokens : 20);
   const nativeBatch: Record<string, Tensor['handle']> = {};
   for (const [k, t] of Object.entries(batch)) if (t) nativeBatch[k] = t.handle;

@@ -230,6 +230,9 @@ export class Model implements Tracked {
    * Batch: input_ids, attention_mask, and pixel_values for LLaVA.
    */
   async generate(batch: Batch, opts: GenerateOptions = {}): Promise<GenerateOutput> {
+    if (this.spec.family === 'blip') {
+      throw new TypeError('generate(): BLIP models decode from the image / question with decode(model, batch, { numBeams, maxLength }) (lib/models/decode.ts)');
+    }
     const g = this.generationConfig ?? {};
     const pick = <T>(value: T | undefined, key: string, fallback: T): T => value ?? ((g[key] as T | undefined) ?? fallback);
     const spec = this.spec as { eosTokenIds?: number[]; padTokenId?: number | null };

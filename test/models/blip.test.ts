@@ -214,6 +214,7 @@ describe('BLIP parity with transformers', () => {
     await assert.rejects(model.forward({ input_ids: ref['input_ids']! }), /needs 'pixel_values'/);
     await assert.rejects(model.forward(vqaInputs()), /needs 'labels' or 'decoder_input_ids'/);
     await assert.rejects(decode(model, vqaInputs(), { numBeams: 3, maxLength: 1 }), /maxLength 1 leaves no room after the 1-token prompt/);
+    await assert.rejects(model.generate(vqaInputs()), /BLIP models decode .* with decode\(model, batch/);
     model.dispose();
   });
 });
