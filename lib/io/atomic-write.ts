@@ -2,6 +2,7 @@
 // disk, and is renamed over the target only when complete. A failure leaves the old file (if
 // any) untouched and no partial file behind.
 import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -33,4 +34,27 @@ export async function writeFileAtomic(file: string, fill: (fh: FileHandle) => Pr
 /** writeFileAtomic for text. */
 export async function writeTextAtomic(file: string, text: string): Promise<void> {
   await writeFileAtomic(file, (fh) => writeAll(fh, Buffer.from(text, 'utf8')));
+}
+
+let counter = 0;
+
+/** The synchronous form, for small files (JSON configs, trainer state). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}-${counter++}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }

@@ -5,7 +5,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { tidy } from '../torch/scope.ts';
 import { writeTextAtomic } from './atomic-write.ts';
-import { saveSafetensors } from './safetensors-writer.ts';
+import { saveSafetensors } from './safetensors.ts';
 import { loadTorchCheckpoint, type TorchCheckpointReport, type TorchLoadOptions } from './torch-checkpoint.ts';
 
 export interface ConvertOptions extends TorchLoadOptions {

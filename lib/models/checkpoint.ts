@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelConfigError, readConfigFile } from './config.ts';
-import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors.ts';
+import { readSafetensorsHeader, type SafetensorsHeader } from '../io/safetensors.ts';
 
 export const WEIGHTS_NAME = 'model.safetensors';
 export const WEIGHTS_INDEX_NAME = 'model.safetensors.index.json';

@@ -12,7 +12,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { convertTorchCheckpoint, type ConvertOptions } from '../io/convert.ts';
-import { saveSafetensors } from '../io/safetensors-writer.ts';
+import { saveSafetensors } from '../io/safetensors.ts';
 import { inspectTorchCheckpoint, loadTorchCheckpoint, type TorchCheckpointReport } from '../io/torch-checkpoint.ts';
 import { writeTextAtomic } from '../io/atomic-write.ts';
 import { tidy } from '../torch/scope.ts';

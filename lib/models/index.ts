@@ -1,6 +1,6 @@
 // medtune's model layer: checkpoints (safetensors, HF config.json, sharded indexes), the native
 // model families (ViT, CLIP vision, LLaMA/Mistral, LLaVA) and their TypeScript handle.
-export { loadSafetensors, saveSafetensors, readSafetensorsHeader, type SafetensorsHeader, type SafetensorsTensorInfo, type LoadSafetensorsOptions } from './safetensors.ts';
+export { loadSafetensors, saveSafetensors, readSafetensorsHeader, type SafetensorsHeader, type SafetensorsTensorInfo, type LoadSafetensorsOptions } from '../io/safetensors.ts';
 export { loadModel, createModel, normalizeDType, withNumLabels, type LoadOptions, type ModelOptions, type ModelDType } from './load.ts';
 export { Model, type ParameterInfo, type ModuleInfo, type LoadReport, type SaveOptions, type SavedCheckpoint, type Batch, type ForwardOptions, type GenerateOptions, type GenerateOutput } from './model.ts';
 export { ModelConfigError, readConfigFile, type ConfigObject } from './config.ts';

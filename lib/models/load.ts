@@ -14,7 +14,7 @@ import { resolveModel, type ResolvedModel } from './families/index.ts';
 import { Model, type LoadReport } from './model.ts';
 import type { ModelsAddon } from './native-types.ts';
 import { mergeConfig, PRESETS, resolveConfigArgument } from './presets.ts';
-import { readSafetensorsHeader } from './safetensors.ts';
+import { readSafetensorsHeader } from '../io/safetensors.ts';
 
 const addon = (): ModelsAddon => nativePart<ModelsAddon>();
 

@@ -8,7 +8,8 @@ import type { DType } from '../torch/dtype.ts';
 import { nativePart } from '../torch/native.ts';
 import { type Scope, type Tracked, trackInCurrentScope } from '../torch/scope.ts';
 import { Tensor } from '../torch/tensor.ts';
-import { parseByteSize, writeFileAtomic } from './atomic.ts';
+import { writeFileAtomicSync } from '../io/atomic-write.ts';
+import { parseByteSize } from './shard-size.ts';
 import { WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from './checkpoint.ts';
 import { type ConfigObject, stringifyConfig } from './config.ts';
 import type { ModelSpec } from './families/index.ts';
@@ -316,7 +317,7 @@ export class Model implements Tracked {
       entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       for (const [n, f] of entries) weightMap[n] = f;
       index = join(dir, WEIGHTS_INDEX_NAME);
-      writeFileAtomic(index, `${JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2)}\n`);
+      writeFileAtomicSync(index, `${JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2)}\n`);
     }
     const config: ConfigObject = { ...this.config };
     // HF configs record the weights' dtype (transformers 5 as "dtype", 4.x as "torch_dtype").
@@ -324,13 +325,13 @@ export class Model implements Tracked {
       if ('torch_dtype' in config && !('dtype' in config)) config['torch_dtype'] = opts.dtype;
       else config['dtype'] = opts.dtype;
     }
-    writeFileAtomic(join(dir, 'config.json'), stringifyConfig(config));
-    if (this.generationConfig) writeFileAtomic(join(dir, 'generation_config.json'), stringifyConfig(this.generationConfig));
+    writeFileAtomicSync(join(dir, 'config.json'), stringifyConfig(config));
+    if (this.generationConfig) writeFileAtomicSync(join(dir, 'generation_config.json'), stringifyConfig(this.generationConfig));
     for (const c of this.#companions) {
       const target = join(dir, c.relativePath);
       if (resolve(target) === resolve(c.source)) continue;
       mkdirSync(dirname(target), { recursive: true });
-      writeFileAtomic(target, readFileSync(c.source));
+      writeFileAtomicSync(target, readFileSync(c.source));
     }
     const written = new Set(shards.map((s) => s.file));
     for (const name of readdirSync(dir)) {

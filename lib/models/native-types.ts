@@ -1,9 +1,9 @@
 // The models part of the native addon's function table (csrc/io, csrc/modules, csrc/models).
 import type { DType } from '../torch/dtype.ts';
 import type { ObjectHandle, TensorHandle } from '../torch/native-types.ts';
+import type { SafetensorsAddon } from '../io/native-types.ts';
 
 export type ModelHandle = ObjectHandle<'Model'>;
-export type SafetensorsHandle = ObjectHandle<'SafetensorsFile'>;
 
 /** What masks select on: the kind of module a parameter belongs to. */
 export type ModuleKind =
@@ -14,15 +14,6 @@ export type ModuleKind =
  */
 export type ModelPart = 'vision' | 'language' | 'projector' | 'head' | 'decoder';
 
-export interface NativeTensorRecord {
-  name: string;
-  /** medtune's spelling ('bfloat16'); dtypes medtune has no name for keep libtorch's. */
-  dtype: DType | string;
-  /** The file's spelling ('BF16'). */
-  fileDtype: string;
-  shape: number[];
-  offsets: [number, number];
-}
 
 export interface NativeParameterInfo {
   name: string;
@@ -73,13 +64,7 @@ export interface NativeDecodeOptions {
   padTokenId: number;
 }
 
-export interface ModelsAddon {
-  safetensorsOpen(path: string): SafetensorsHandle;
-  safetensorsInfo(file: SafetensorsHandle): { path: string; fileSize: number; metadata: Record<string, string>; tensors: NativeTensorRecord[] };
-  safetensorsRead(file: SafetensorsHandle, name: string, dtype?: DType | null, device?: string | null): TensorHandle;
-  safetensorsLoadAsync(path: string, dtype?: DType | null, device?: string | null, names?: string[] | null):
-    Promise<{ metadata: Record<string, string>; names: string[]; tensors: TensorHandle[] }>;
-  safetensorsSaveAsync(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string> | null): Promise<void>;
+export interface ModelsAddon extends SafetensorsAddon {
   disposeHandle(h: ObjectHandle<string>): void;
 
   modelFamilies(): string[];

@@ -16,9 +16,9 @@
 // Every file is written atomically (temporary file, then rename).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../models/atomic.ts';
+import { writeFileAtomicSync } from '../io/atomic-write.ts';
 import type { Model, ParameterInfo } from '../models/model.ts';
-import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../models/safetensors.ts';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../io/safetensors.ts';
 import { noGrad } from '../torch/autograd.ts';
 import { zeros } from '../torch/creation.ts';
 import { cat, equal } from '../torch/functional.ts';
@@ -345,7 +345,7 @@ export async function saveAdapter(model: Model, applied: AppliedLike, dir: strin
     baseModel: opts.baseModel ?? null,
     autoMapping: hfLayout ? { base_model_class: model.architecture, parent_library: `transformers.models.${modelType}.modeling_${modelType}` } : null,
   });
-  writeFileAtomic(join(dir, ADAPTER_CONFIG_NAME), `${JSON.stringify(config, null, 2)}\n`);
+  writeFileAtomicSync(join(dir, ADAPTER_CONFIG_NAME), `${JSON.stringify(config, null, 2)}\n`);
   writeMethodFile(dir, model, applied, opts, keyStyle);
   return [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME];
 }
@@ -383,7 +383,7 @@ function writeMethodFile(dir: string, model: Model, applied: AppliedLike, opts: 
     plan: applied.plan,
     ...(applied.adapters.length ? { adapters: applied.adapters, modules_to_save: applied.modulesToSave, key_style: keyStyle } : { tensors: applied.trainable }),
   };
-  writeFileAtomic(join(dir, METHOD_FILE), `${JSON.stringify(body, null, 2)}\n`);
+  writeFileAtomicSync(join(dir, METHOD_FILE), `${JSON.stringify(body, null, 2)}\n`);
 }
 
 /** Non-adapter methods: the trained tensors under the checkpoint's names, plus the method file. */

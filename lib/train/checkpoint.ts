@@ -13,8 +13,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Model } from '../models/model.ts';
-import { writeFileAtomic } from '../models/atomic.ts';
-import { loadSafetensors, saveSafetensors } from '../models/safetensors.ts';
+import { writeFileAtomicSync } from '../io/atomic-write.ts';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.ts';
 import { nativePart } from '../torch/native.ts';
 import type { TensorHandle } from '../torch/native-types.ts';
 import { noGrad } from '../torch/autograd.ts';
@@ -162,7 +162,7 @@ export async function saveCheckpoint(dir: string, parts: { model: Model; optimiz
     await parts.weights.save(parts.model, tmp);
     await saveOptimizer(join(tmp, OPTIMIZER_FILE), parts.optimizer);
     await saveRngState(join(tmp, RNG_FILE));
-    writeFileAtomic(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(parts.state, null, 2)}\n`);
+    writeFileAtomicSync(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(parts.state, null, 2)}\n`);
     const old = existsSync(dir) ? `${tmp}.old` : null;
     if (old) renameSync(dir, old);
     renameSync(tmp, dir);

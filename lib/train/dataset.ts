@@ -2,7 +2,7 @@
 // collated batch of HF-named tensors. The data layer (lib/data: formats, images, tokenization,
 // collation) implements this; the trainer knows nothing about files or formats.
 import type { Batch } from '../models/model.ts';
-import { loadSafetensors } from '../models/safetensors.ts';
+import { loadSafetensors } from '../io/safetensors.ts';
 import { tensor } from '../torch/creation.ts';
 import { keep } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';

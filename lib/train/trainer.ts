@@ -4,7 +4,7 @@
 // draws progress.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../models/atomic.ts';
+import { writeFileAtomicSync } from '../io/atomic-write.ts';
 import type { Batch, Model } from '../models/model.ts';
 import { nativePart } from '../torch/native.ts';
 import type { TensorHandle } from '../torch/native-types.ts';
@@ -203,7 +203,7 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     }
 
     mkdirSync(c.out, { recursive: true });
-    writeFileAtomic(join(c.out, TRAINING_CONFIG_FILE), `${JSON.stringify({
+    writeFileAtomicSync(join(c.out, TRAINING_CONFIG_FILE), `${JSON.stringify({
       ...opts.describe, ...c, log: c.log ?? join(c.out, 'train_log.jsonl'),
       total_steps: totalSteps, steps_per_epoch: perEpoch, warmup_steps: schedule.warmupSteps, loss_scaling: data.lossScaling,
       train_data: data.describe(), eval_data: opts.eval?.describe() ?? null,
@@ -297,7 +297,7 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
 
     model.train(false);
     const weightFiles = await weights.save(model, c.out);
-    writeFileAtomic(join(c.out, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    writeFileAtomicSync(join(c.out, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
     const { total, trainable } = model.parameterCount();
     return { steps: state.global_step, losses, lastEval, out: c.out, weightFiles, trainable: { count: trainable, total } };
   } finally {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadModel } from '../../lib/models/load.ts';
-import { loadSafetensors } from '../../lib/models/safetensors.ts';
+import { loadSafetensors } from '../../lib/io/safetensors.ts';
 import { resolveTrainConfig, type TrainConfig } from '../../lib/train/config.ts';
 import { TensorFileDataset } from '../../lib/train/dataset.ts';
 import { silentProgress } from '../../lib/train/progress.ts';

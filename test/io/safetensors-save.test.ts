@@ -1,4 +1,4 @@
-// saveSafetensors: files the reference safetensors library reads back bit for bit, laid out with
+// saveSafetensors (native writer): files the reference safetensors library reads back bit for bit, laid out with
 // every tensor aligned to its element size, written atomically.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,7 +62,7 @@ describe('saveSafetensors', () => {
     const file = join(scratch, 'atomic.safetensors');
     writeFileSync(file, 'old content');
     const t = zeros([2]);
-    await assert.rejects(saveSafetensors(join(scratch, 'no-such-dir', 'x.safetensors'), { a: t }), /ENOENT/);
+    await assert.rejects(saveSafetensors(join(scratch, 'no-such-dir', 'x.safetensors'), { a: t }), /no-such-dir.*No such file or directory/);
     await saveSafetensors(file, new Map([['w', t]]));
     // Metadata is cached on the Tensor, so this one passes validation and fails while writing.
     const disposed = zeros([1000]);
@@ -72,8 +72,8 @@ describe('saveSafetensors', () => {
     const dump = runPythonJson<Dump>('dump_safetensors.py', [file]);
     assert.deepEqual(Object.keys(dump.tensors), ['w'], 'the previous file survives a failed write');
     assert.deepEqual(dump.tensors['w']!.shape, [2]);
-    assert.deepEqual(readdirSync(scratch).filter((f) => f.endsWith('.tmp')), []);
-    await assert.rejects(saveSafetensors(file, { __metadata__: t }), /invalid tensor name/);
+    assert.deepEqual(readdirSync(scratch).filter((f) => f.includes('.tmp')), []);
+    await assert.rejects(saveSafetensors(file, { __metadata__: t }), /'__metadata__' is reserved/);
     t.dispose();
     assert.ok(existsSync(file));
   });

@@ -1,28 +1,4 @@
-// Atomic file writes: a temporary file in the same directory, then rename, so a crash never
-// leaves a half-written file where a good one was.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-
-let counter = 0;
-
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}-${counter++}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
+// Shard sizes as transformers' save_pretrained(max_shard_size=...) takes them.
 
 /** Bytes from a number or a size string as transformers' max_shard_size takes it ('5GB', '500MB', '2GiB'). */
 export function parseByteSize(size: number | string): number {

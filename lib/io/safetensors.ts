@@ -4,9 +4,9 @@ import type { Device } from '../torch/device.ts';
 import type { DType } from '../torch/dtype.ts';
 import { nativePart } from '../torch/native.ts';
 import { Tensor } from '../torch/tensor.ts';
-import type { ModelsAddon } from './native-types.ts';
+import type { SafetensorsAddon } from './native-types.ts';
 
-const addon = (): ModelsAddon => nativePart<ModelsAddon>();
+const addon = (): SafetensorsAddon => nativePart<SafetensorsAddon>();
 
 export interface SafetensorsTensorInfo {
   name: string;
