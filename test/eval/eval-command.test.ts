@@ -11,16 +11,19 @@
 //  - clear errors: missing files, a dataset the model cannot answer, an adapter of another model.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { readLabelCsv } from '../../lib/data/formats/classification.ts';
 import { readVqaRad } from '../../lib/data/formats/vqa.ts';
+import { classifierPreprocessor, scoreClassifier } from '../../lib/eval/run/classify.ts';
 import { evaluate } from '../../lib/eval/run/evaluate.ts';
 import { llavaSetup } from '../../lib/eval/run/llava.ts';
 import { vqaAccuracy } from '../../lib/eval/vqa-accuracy.ts';
 import { loadModel } from '../../lib/models/index.ts';
-import { applyMethod, saveTrainedOutput } from '../../lib/peft/index.ts';
+import { applyMethod, loadAdapter, saveTrainedOutput } from '../../lib/peft/index.ts';
 import { noGrad, randn } from '../../lib/torch/index.ts';
 import { assertClose } from '../helpers/close.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
@@ -56,6 +59,25 @@ function evalJson(scoreArgs: string[], ...args: string[]): { json: EvalJson; lin
   assert.equal(s.status, 0, s.stderr);
   assert.deepEqual(json.metrics, JSON.parse(s.stdout), 'eval metrics = medtune score on the predictions file');
   return { json, lines };
+}
+
+/** LN-tuning's output for the llava fixture as medtune train writes it (trainable.safetensors + medtune_method.json), norms moved. */
+let lnOut: string | null = null;
+async function lnOutput(): Promise<string> {
+  if (lnOut) return lnOut;
+  const model = await loadModel(join(fx, 'llava'));
+  const applied = await applyMethod(model, { method: 'ln' });
+  noGrad(() => {
+    for (const n of applied.trainable) {
+      const p = model.parameter(n);
+      p.add_(randn(p.shape).mul(0.5));
+      p.dispose();
+    }
+  });
+  const out = join(scratch, 'ln-out');
+  await saveTrainedOutput(model, applied, out, { baseModel: join(fx, 'llava') });
+  model.dispose();
+  return (lnOut = out);
 }
 
 const testIds = ['101', '102', '103', '104', '105', '106'];
@@ -110,18 +132,7 @@ describe('medtune eval', () => {
   });
 
   it('trained tensors as medtune train writes them (LN-tuning): the answers of the merged model, not the base model', async () => {
-    const model = await loadModel(join(fx, 'llava'));
-    const applied = await applyMethod(model, { method: 'ln' });
-    noGrad(() => {
-      for (const n of applied.trainable) {
-        const p = model.parameter(n);
-        p.add_(randn(p.shape).mul(0.5));
-        p.dispose();
-      }
-    });
-    const out = join(scratch, 'ln-out');
-    await saveTrainedOutput(model, applied, out, { baseModel: join(fx, 'llava') });
-    model.dispose();
+    const out = await lnOutput();
     const merged = join(scratch, 'ln-merged');
     const m = medtune('merge', '--model', join(fx, 'llava'), '--adapter', out, '--out', merged);
     assert.equal(m.status, 0, m.stderr);
@@ -172,7 +183,40 @@ describe('medtune eval', () => {
     assert.match(table.stdout, /MISS exact match: overall\s+\d/);
   });
 
-  it('clear errors: missing files, a dataset the model cannot answer, an adapter trained on another model', () => {
+  it("the LoRA paper's path: an MAE backbone .pth + the adapter medtune train wrote (LoRA on qkv[q,v], head + fc_norm) on a label CSV", async () => {
+    const mae = cachedFixture('mae-pth', 'make_mae_pth_fixtures.py', [], { dependsOn: ['timm_vit_reference.py'] });
+    const out = join(scratch, 'vit-lora');
+    const t = medtune('train', '--model', join(mae, 'mae_pretrain.pth'), '--arch', join(mae, 'finetune.json'), '--data', join(mae, 'train.safetensors'),
+      '--method', 'lora', '--lora-targets', 'qkv[q,v]', '--lora-r', '4', '--lora-alpha', '32', '--train-extra', 'head,fc_norm',
+      '--lr', '1e-2', '--steps', '3', '--batch-size', '4', '--out', out);
+    assert.equal(t.status, 0, t.stderr);
+    const data = join(scratch, 'cxr');
+    mkdirSync(join(data, 'images'), { recursive: true });
+    const rows = ['path,A,B,C'];
+    for (let i = 0; i < 6; i++) {
+      const raw = Buffer.from(Array.from({ length: 40 * 36 * 3 }, (_, k) => (k * (i + 3) * 7919) % 251));
+      await sharp(raw, { raw: { width: 40, height: 36, channels: 3 } }).png().toFile(join(data, 'images', `img${i}.png`));
+      rows.push(`img${i}.png,${i % 2},${i < 3 ? 1 : 0},${i % 3 === 0 ? 1 : 0}`);
+    }
+    writeFileSync(join(data, 'labels.csv'), `${rows.join('\n')}\n`);
+    const args = ['--model', join(mae, 'mae_pretrain.pth'), '--arch', join(mae, 'finetune.json'), '--data', join(data, 'labels.csv')];
+    const bare = medtune('eval', ...args, '--out', join(scratch, 'vit-bare'));
+    assert.equal(bare.status, 1);
+    assert.match(bare.stderr, /head\.weight.* are not in the checkpoint \(initialised at random\); evaluate the model with the --adapter that trained them/);
+    const { lines } = evalJson(['--ref', join(data, 'labels.csv')], ...args, '--adapter', out, '--out', join(scratch, 'vit-lora-eval'));
+    assert.deepEqual(lines.map((l) => l['id']), ['img0.png', 'img1.png', 'img2.png', 'img3.png', 'img4.png', 'img5.png']);
+    // The same scores from the library: the .pth, the adapter loaded onto it, MAE's evaluation transform.
+    const model = await loadModel(join(mae, 'mae_pretrain.pth'), { config: join(mae, 'finetune.json'), numLabels: 3 });
+    await loadAdapter(model, out);
+    const pre = classifierPreprocessor(model, join(mae, 'mae_pretrain.pth'));
+    assert.deepEqual([pre.size, pre.cropSize, pre.imageMean], [{ shortestEdge: 36 }, { height: 32, width: 32 }, [0.485, 0.456, 0.406]]);
+    const [first] = await scoreClassifier(model, readLabelCsv(join(data, 'labels.csv')).examples.slice(0, 1), { imageRoot: join(data, 'images'), preprocessor: pre, labelNames: ['A', 'B', 'C'] });
+    assertClose(lines[0]!['scores'] as number[], first!.scores, { atol: 0, rtol: 0, message: 'img0 scores' });
+    model.dispose();
+  });
+
+  it('clear errors: missing files, a dataset the model cannot answer, an adapter trained on another model', async () => {
+    const ln = await lnOutput();
     const vqa = join(fx, 'data', 'vqa_rad.json');
     const nih = cachedFixture('vit-nih', 'make_vit_nih_fixture.py');
     const cases: [string[], RegExp][] = [
@@ -181,8 +225,9 @@ describe('medtune eval', () => {
       [['--model', join(fx, 'llava'), '--adapter', join(scratch, 'no-adapter'), '--data', vqa], /no-adapter: no such adapter directory/],
       [['--model', join(nih, 'model'), '--data', vqa], /is a vqa dataset \(vqa-rad\), but .* is a ViTForImageClassification, which does classify, not VQA questions/],
       [['--model', join(fx, 'llava'), '--data', join(nih, 'Data_Entry_2017.csv')], /is a classify dataset \(nih\), but .* LlavaForConditionalGeneration, which does vqa \/ report, not image labels/],
+      [['--model', join(fx, 'llava'), '--data', vqa, '--images', join(scratch, 'no-images')], /--images .*no-images: no such directory/],
       [['--model', join(fx, 'llava'), '--data', vqa, '--task', 'classify'], /--task classify does not fit .*vqa_rad\.json, which reads as vqa-rad/],
-      [['--model', join(nih, 'model'), '--adapter', join(scratch, 'ln-out'), '--data', join(nih, 'Data_Entry_2017.csv')],
+      [['--model', join(nih, 'model'), '--adapter', ln, '--data', join(nih, 'Data_Entry_2017.csv')],
         /ln-out: trained on a LlavaForConditionalGeneration model .* but --model .* is a ViTForImageClassification/],
       [['--model', join(nih, 'model'), '--adapter', join(fx, 'llava_lora'), '--data', join(nih, 'Data_Entry_2017.csv')],
         /llava_lora does not fit --model .*model \(ViTForImageClassification\); it was trained on a different base model/],
