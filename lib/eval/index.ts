@@ -7,4 +7,4 @@ export { ciderD, type CiderResult } from './cider.ts';
 export { binaryAuroc, multiLabelAuroc, type AurocResult, type MultiLabelAuroc } from './auroc.ts';
 export { thresholdMetrics, type ThresholdMetrics } from './threshold.ts';
 export { readTextPredictions, readScorePredictions, matchPredictions, writePredictions } from './predictions.ts';
-export { scoreFiles, scoreReports, type ScoreResult, type ReportScores, type ClassificationScores } from './score.ts';
+export { scoreFiles, scoreDataset, scoreReports, type ScoreResult, type ReportScores, type ClassificationScores } from './score.ts';

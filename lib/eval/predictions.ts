@@ -41,7 +41,7 @@ export function readScorePredictions(file: string, labelCount: number): Map<stri
 }
 
 /** Pairs every reference id with its prediction; missing or unknown ids are one clear error. */
-export function matchPredictions<P>(predFile: string, refFile: string, refIds: readonly string[], preds: Map<string, P>): P[] {
+export function matchPredictions<P>(predFile: string, refFile: string, refIds: readonly string[], preds: ReadonlyMap<string, P>): P[] {
   const missing = refIds.filter((id) => !preds.has(id));
   if (missing.length) {
     throw new DataError({ file: predFile }, `no prediction for ${missing.length} of ${refIds.length} reference ids in ${refFile} (first: '${missing.slice(0, 3).join("', '")}')`);

@@ -1,5 +1,5 @@
 // Scores a predictions file against the dataset file itself: the task decides the metrics.
-import { readDataset, type DatasetReadOptions } from '../data/detect.ts';
+import { readDataset, type AnyDataset, type DatasetReadOptions } from '../data/detect.ts';
 import { questionAndAnswer } from '../data/formats/conversation.ts';
 import { multiLabelAuroc, type MultiLabelAuroc } from './auroc.ts';
 import { cocoBleu, sacreBleu } from './bleu.ts';
@@ -54,27 +54,50 @@ export type ScoreResult =
 export function scoreFiles(predFile: string, refFile: string, opts: DatasetReadOptions & { task?: 'vqa' | 'report' | 'classify' } = {}): ScoreResult {
   const ds = readDataset(refFile, opts);
   if (opts.task && opts.task !== ds.task) throw new Error(`--task ${opts.task} does not fit ${refFile}, which reads as ${ds.format} (a ${ds.task} dataset)`);
+  const preds = ds.task === 'classify' ? readScorePredictions(predFile, ds.result.labelNames.length) : readTextPredictions(predFile);
+  return scoreDataset(ds, preds, { predictions: predFile, reference: refFile });
+}
+
+/**
+ * Scores predictions (by the dataset's ids) against a dataset already read: what scoreFiles does
+ * after reading both files, and what `medtune eval` does with the predictions it has just made,
+ * so both report the same numbers for the same predictions. `where` names the two sides in errors.
+ */
+export function scoreDataset(
+  ds: AnyDataset,
+  preds: ReadonlyMap<string, { prediction: string } | { scores: number[] }>,
+  where: { predictions: string; reference: string },
+): ScoreResult {
   const skipped = ds.result.skipped.length;
+  const text = (id: string): string => {
+    const p = preds.get(id)!;
+    if (!('prediction' in p)) throw new Error(`${where.predictions}: '${id}' has scores, but ${where.reference} is a ${ds.task} dataset that needs text predictions`);
+    return p.prediction;
+  };
   if (ds.task === 'vqa') {
     const examples = ds.result.examples;
-    const preds = matchPredictions(predFile, refFile, examples.map((e) => e.id), readTextPredictions(predFile));
+    matchPredictions(where.predictions, where.reference, examples.map((e) => e.id), preds);
     return {
       task: 'vqa',
       skipped,
-      scores: scoreVqa(examples.map((e, i) => ({
-        id: e.id, prediction: preds[i]!.prediction, answer: questionAndAnswer(e).answer, answerType: e.answerType ?? 'OPEN',
+      scores: scoreVqa(examples.map((e) => ({
+        id: e.id, prediction: text(e.id), answer: questionAndAnswer(e).answer, answerType: e.answerType ?? 'OPEN',
       }))),
     };
   }
   if (ds.task === 'report') {
     const examples = ds.result.examples;
-    const preds = matchPredictions(predFile, refFile, examples.map((e) => e.id), readTextPredictions(predFile));
-    return { task: 'report', skipped, scores: scoreReports(preds.map((p) => p.prediction), examples.map((e) => e.report)) };
+    matchPredictions(where.predictions, where.reference, examples.map((e) => e.id), preds);
+    return { task: 'report', skipped, scores: scoreReports(examples.map((e) => text(e.id)), examples.map((e) => e.report)) };
   }
   const { examples, labelNames } = ds.result;
-  const preds = matchPredictions(predFile, refFile, examples.map((e) => e.id), readScorePredictions(predFile, labelNames.length));
+  const matched = matchPredictions(where.predictions, where.reference, examples.map((e) => e.id), preds);
   const labels = examples.map((e) => e.labels);
-  const scores = preds.map((p) => p.scores);
+  const scores = matched.map((p, i) => {
+    if (!('scores' in p)) throw new Error(`${where.predictions}: '${examples[i]!.id}' has a text prediction, but ${where.reference} is a classification dataset that needs scores`);
+    if (p.scores.length !== labelNames.length) throw new Error(`${where.predictions}: '${examples[i]!.id}' has ${p.scores.length} scores, the reference has ${labelNames.length} labels`);
+    return p.scores;
+  });
   return {
     task: 'classify',
     skipped,

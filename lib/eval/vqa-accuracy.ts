@@ -2,7 +2,7 @@
 // a question is answered correctly when the generated answer equals the reference answer, and
 // accuracy is reported for closed (yes/no) questions, open questions and overall. Both strings are
 // lower-cased, trimmed and their whitespace collapsed; callers that decode through a tokenizer
-// pass references through the same tokenizer first (see lib/train/blip-eval.ts), so that
+// pass references through the same tokenizer first (see lib/eval/run/blip.ts), so that
 // spacing the tokenizer introduces ("x - ray") does not count as an error.
 import type { VqaItem } from './vqa.ts';
 

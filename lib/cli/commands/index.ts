@@ -2,8 +2,9 @@
 import type { Command } from '../command.ts';
 import { convert } from './convert.ts';
 import { doctor } from './doctor.ts';
+import { evalCommand } from './eval.ts';
 import { mergeCommand } from './merge.ts';
 import { score } from './score.ts';
 import { trainCommand } from './train.ts';
 
-export const COMMANDS: Command[] = [trainCommand, mergeCommand, score, convert, doctor];
+export const COMMANDS: Command[] = [trainCommand, evalCommand, mergeCommand, score, convert, doctor];

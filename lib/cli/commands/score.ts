@@ -9,7 +9,8 @@ import { UsageError, type Command } from '../command.ts';
 const pct = (v: number | null) => (v === null ? 'n/a' : (100 * v).toFixed(2));
 const num = (v: number | null, d = 4) => (v === null ? 'n/a' : v.toFixed(d));
 
-function printHuman(r: ScoreResult): void {
+/** The score table both `medtune score` and `medtune eval` print. */
+export function printHuman(r: ScoreResult): void {
   const row = (k: string, v: string) => console.log(`${k.padEnd(30)} ${v}`);
   if (r.task === 'vqa') {
     const s = r.scores;

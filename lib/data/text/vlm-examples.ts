@@ -106,11 +106,29 @@ export class VlmExampleBuilder {
     return renderConversation(this.format.template, [...this.convTurns(upTo), ['ASSISTANT', null]]);
   }
 
-  /** Prompt token ids for generation, with BOS where the conversation-template path adds it. */
+  /**
+   * Prompt token ids for generation. Conversation templates: BOS first when the tokenizer adds
+   * one (LLaVA's tokenizer_image_token). Chat templates: the rendered prompt tokenized as
+   * transformers' processor does it for generation (`processor.apply_chat_template(...,
+   * tokenize=True)`), with the tokenizer's own special tokens (llava-1.5-hf: BOS) unless the
+   * prompt already starts with the BOS token. Training examples (build) stay without them, as
+   * the tokenizer's apply_chat_template makes them.
+   */
   async promptIds(ex: ConversationExample): Promise<number[]> {
-    const ids = await this.tokenize(this.renderPrompt(ex));
-    const bos = this.format.kind === 'conversation' && this.tokenizer.addsBos ? this.tokenizer.idOf('bos') : null;
-    return bos === null ? ids : [bos, ...ids];
+    const text = this.renderPrompt(ex);
+    const ids = await this.tokenize(text);
+    if (this.format.kind === 'conversation') {
+      const bos = this.tokenizer.addsBos ? this.tokenizer.idOf('bos') : null;
+      return bos === null ? ids : [bos, ...ids];
+    }
+    const bosText = this.tokenizer.special.bos;
+    if (bosText !== undefined && text.startsWith(bosText)) return ids;
+    // What the post-processor adds around a text: found by encoding a probe with and without.
+    const bare = await this.tokenizer.encode('a', { addSpecialTokens: false });
+    const full = await this.tokenizer.encode('a', { addSpecialTokens: true });
+    const at = full.findIndex((_, i) => bare.every((t, k) => full[i + k] === t));
+    if (at < 0) return ids;
+    return [...full.slice(0, at), ...ids, ...full.slice(at + bare.length)];
   }
 
   private messages(ex: ConversationExample): ChatMessage[] {

@@ -9,7 +9,7 @@ import { before, describe, it } from 'node:test';
 import { vqaAccuracy } from '../../lib/eval/vqa-accuracy.ts';
 import { loadModel } from '../../lib/models/index.ts';
 import { BlipDataset } from '../../lib/train/blip-data.ts';
-import { evaluateBlip } from '../../lib/train/blip-eval.ts';
+import { evaluateBlip } from '../../lib/eval/run/blip.ts';
 import { cachedFixture } from '../helpers/python.ts';
 
 let fixture: string;

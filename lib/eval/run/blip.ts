@@ -2,15 +2,25 @@
 // max_length 10, min_length 1) and scored by exact match per answer type (closed / open /
 // overall), reported beside LLaVA-Med's VQA scores (closed accuracy, open token recall); reports
 // generated the same way from the image and scored with BLEU / ROUGE-L / CIDEr-D.
-import { preCaption } from '../data/text/blip-examples.ts';
-import type { ConversationExample, ReportExample } from '../data/types.ts';
-import { scoreReports, type ReportScores } from '../eval/score.ts';
-import { vqaAccuracy, type VqaAccuracy } from '../eval/vqa-accuracy.ts';
-import { scoreVqa, type VqaScores } from '../eval/vqa.ts';
-import { decode, type DecodeOptions } from '../models/decode.ts';
-import type { Model } from '../models/model.ts';
-import { tensor } from '../torch/creation.ts';
-import type { BlipDataset } from './blip-data.ts';
+import { preCaption } from '../../data/text/blip-examples.ts';
+import type { ConversationExample, ReportExample } from '../../data/types.ts';
+import { scoreReports, type ReportScores } from '../score.ts';
+import { vqaAccuracy, type VqaAccuracy } from '../vqa-accuracy.ts';
+import { scoreVqa, type VqaScores } from '../vqa.ts';
+import { decode, type DecodeOptions } from '../../models/decode.ts';
+import type { Model } from '../../models/model.ts';
+import { tensor } from '../../torch/creation.ts';
+import type { BlipTextBuilder } from '../../data/text/blip-examples.ts';
+import type { Batch } from '../../models/model.ts';
+
+/** What evaluation needs of BLIP data (lib/train's BlipDataset is one): examples, their text and batches by index. */
+export interface BlipEvalData {
+  readonly task: 'vqa' | 'report';
+  readonly size: number;
+  readonly examples: readonly (ConversationExample | ReportExample)[];
+  readonly text: BlipTextBuilder;
+  batch(indices: readonly number[]): Promise<Batch>;
+}
 
 export interface BlipPrediction {
   id: string;
@@ -38,12 +48,17 @@ export interface BlipEvalResult {
 export const MISS_VQA_DECODING: DecodeOptions = { numBeams: 3, maxLength: 10, minLength: 1 };
 export const REPORT_DECODING: DecodeOptions = { numBeams: 3, maxLength: 100, minLength: 5, repetitionPenalty: 1.0 };
 
-export async function predictBlip(model: Model, data: BlipDataset, opts: BlipEvalOptions = {}): Promise<BlipPrediction[]> {
+export async function predictBlip(model: Model, data: BlipEvalData, opts: BlipEvalOptions = {}): Promise<BlipPrediction[]> {
   const batchSize = opts.batchSize ?? 16;
-  const decoding: DecodeOptions = { ...(data.task === 'vqa' ? MISS_VQA_DECODING : REPORT_DECODING), ...opts };
-  // Reports stop at the decoder's last position embedding (BERT's 512; tiny test models fewer).
-  if (model.spec.family === 'blip') decoding.maxLength = Math.min(decoding.maxLength ?? 20, model.spec.text.maxPositions);
   const prompt = data.task === 'vqa' ? [data.text.ids.dec] : await data.text.decoderPrompt();
+  const decoding: DecodeOptions = { ...(data.task === 'vqa' ? MISS_VQA_DECODING : REPORT_DECODING), ...opts };
+  // A length asked for in new tokens replaces the default total length.
+  if (opts.maxNewTokens !== undefined && opts.maxLength === undefined) delete decoding.maxLength;
+  // Reports stop at the decoder's last position embedding (BERT's 512; tiny test models fewer).
+  if (model.spec.family === 'blip') {
+    if (decoding.maxLength === undefined && decoding.maxNewTokens !== undefined) decoding.maxLength = prompt.length + decoding.maxNewTokens;
+    decoding.maxLength = Math.min(decoding.maxLength ?? 20, model.spec.text.maxPositions);
+  }
   const out: BlipPrediction[] = [];
   model.eval();
   for (let start = 0; start < data.size; start += batchSize) {
@@ -80,7 +95,7 @@ export async function predictBlip(model: Model, data: BlipDataset, opts: BlipEva
   return out;
 }
 
-export async function evaluateBlip(model: Model, data: BlipDataset, opts: BlipEvalOptions = {}): Promise<BlipEvalResult> {
+export async function evaluateBlip(model: Model, data: BlipEvalData, opts: BlipEvalOptions = {}): Promise<BlipEvalResult> {
   const predictions = await predictBlip(model, data, opts);
   if (data.task === 'vqa') {
     const items = predictions.map((p) => ({ id: p.id, prediction: p.prediction, answer: p.reference, answerType: p.answerType ?? 'OPEN' as const }));
