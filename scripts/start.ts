@@ -2,8 +2,8 @@
 // method) of an embedded tiny LLaVA on a small bundled medical-VQA-style set, through
 // `medtune train`'s own code path (lib/train fineTune: the dataset file is read, tokenized with
 // the checkpoint's chat template and its images preprocessed by lib/data, batch by batch). It
-// prints the trainable-parameter report, the loss as it falls, and where the trained LayerNorm
-// tensors were saved. No Python, no downloads: the model is made with createModel + save, its
+// prints the trainable-parameter report, the loss as it falls, the held-out questions answered
+// right before and after, and where the trained LayerNorm tensors were saved. No Python, no downloads: the model is made with createModel + save, its
 // tokenizer and the data are generated deterministically (scripts/start/).
 //
 //   npm start [-- --out DIR] [--cache DIR]     (defaults: runs/start, .cache/start)
@@ -12,6 +12,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../lib/torch/index.ts';
 import { fineTune, type FineTuneOptions } from '../lib/train/run.ts';
+import { heldOutAnswers } from './start/held-out.ts';
 import { writeTinyLlava } from './start/tiny-llava.ts';
 import { type VqaRecord, writeTinyVqaSet } from './start/tiny-vqa.ts';
 
@@ -43,6 +44,7 @@ const EXAMPLE: FineTuneOptions = {
   images,
   split: 'train',
   method: { method: 'ln' },
+  // LN-tuning takes large learning rates (few, scale-like parameters): ~35 s on two cores.
   config: { steps: 300, batchSize: 16, lr: 5e-2, optimizer: 'adamw', weightDecay: 0, schedule: 'cosine', warmup: 10, seed: 0, out },
 };
 
@@ -52,4 +54,7 @@ const first = result.losses[0]!;
 const last = result.losses.at(-1)!;
 const tail = result.losses.slice(-10);
 console.log(`loss ${first.toFixed(4)} -> ${last.toFixed(4)} over ${result.steps} steps (mean of the last 10: ${(tail.reduce((a, b) => a + b, 0) / tail.length).toFixed(4)})`);
+const before = await heldOutAnswers(model, data, images, null);
+const after = await heldOutAnswers(model, data, images, result.out);
+console.log(`held-out questions (test split) answered exactly: ${before.correct}/${before.total} before, ${after.correct}/${after.total} after LN-tuning`);
 console.log(`saved: ${result.weightFiles.map((f) => join(rel(result.out), f)).join(', ')} (+ medtune_method.json, trainer_state.json, training_config.json, train_log.jsonl)`);

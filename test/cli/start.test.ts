@@ -1,7 +1,7 @@
 // `npm start` (scripts/start.ts), the README's main command: LN-tuning of the embedded tiny LLaVA
 // on the bundled VQA-style set, through the same fineTune() and dataset wiring as `medtune
-// train`. It prints the trainable-parameter report (only norms train), a falling loss and the
-// saved file, which loads back onto the model.
+// train`. It prints the trainable-parameter report (only norms train), a falling loss, held-out
+// answers that became right, and the saved file, which loads back onto the model.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -32,6 +32,12 @@ describe('npm start', () => {
     t.diagnostic(`mean loss of the first 10 steps ${head.toFixed(4)}, of the last 10 ${tail.toFixed(4)} (${log.length} steps)`);
     assert.ok(tail < 0.5 * head, `the loss falls clearly: ${head} -> ${tail}`);
     assert.match(stdout, /saved: .*trainable\.safetensors/);
+    // Greedy answers to the held-out questions (yes / no / left / right / none), before and after.
+    const held = /answered exactly: (\d+)\/(\d+) before, (\d+)\/(\d+) after/.exec(stdout);
+    assert.ok(held, stdout);
+    const [before, total, after] = [Number(held[1]), Number(held[2]), Number(held[3])];
+    t.diagnostic(`held-out answers: ${before}/${total} before, ${after}/${total} after`);
+    assert.ok(total >= 20 && after >= 0.75 * total && after > before, `LN-tuning taught the answers: ${before} -> ${after} of ${total}`);
 
     // The saved LayerNorm tensors load back onto the base model.
     const modelDir = readdirSync(cache).map((v) => join(cache, v, 'tiny-llava')).find((d) => existsSync(join(d, 'config.json')))!;

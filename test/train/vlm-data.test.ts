@@ -7,7 +7,7 @@
 // with --skip-bad a counted omission; a task that does not fit the file is refused.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +18,7 @@ import { VlmDataset } from '../../lib/train/vlm-data.ts';
 import { assertClose } from '../helpers/close.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 import { cachedFixture, runPythonJson } from '../helpers/python.ts';
+import { wordLevelTokenizer } from '../../scripts/start/tiny-llava.ts';
 
 interface Ref { input_ids: number[][]; attention_mask: number[][]; labels: number[][]; pixel_values: number[]; pixel_shape: number[]; prompt_lengths: number[]; loss: number }
 
@@ -31,14 +32,14 @@ let model: Model;
 // Different sizes and kinds (RGB, grey, grey + alpha, wide and tall) so that the shortest-edge
 // resize, the centre crop and the conversion to RGB all do something.
 const IMAGES: [string, number, number, 1 | 2 | 3][] = [['synpic1.png', 40, 30, 3], ['synpic2.png', 24, 36, 1], ['synpic3.png', 33, 33, 2], ['synpic4.png', 50, 20, 3]];
-const RECORDS = [
+const RECORDS = ([
   ['synpic1.png', 'Is there a pleural effusion?', 'Yes', 'CLOSED'],
   ['synpic2.png', 'Which side is the opacity on?', 'Left', 'OPEN'],
   ['synpic3.png', 'What organ is shown in this image?', 'The liver, with a hypodense lesion', 'OPEN'],
   ['synpic4.png', 'Is the heart enlarged?', 'No', 'CLOSED'],
   ['synpic1.png', 'Are the lungs clear?', 'No, there is consolidation in the right lower lobe', 'OPEN'],
   ['synpic2.png', 'Is this a chest x-ray?', 'yes', 'CLOSED'],
-].map(([image, question, answer, type], i) => ({ qid: i + 1, image_name: image, question, answer, answer_type: type, phrase_type: 'freeform', question_type: 'PRES', image_organ: 'CHEST' }));
+] as [string, string, string, string][]).map(([image, question, answer, type], i) => ({ qid: i + 1, image_name: image, question, answer, answer_type: type, phrase_type: 'freeform', question_type: 'PRES', image_organ: 'CHEST' }));
 
 async function writeImage(dir: string, [name, w, h, channels]: (typeof IMAGES)[number], seed: number): Promise<void> {
   const raw = Buffer.alloc(w * h * channels);
@@ -120,6 +121,57 @@ describe('LLaVA training data from a VQA-RAD file (llava-hf, chat template, CLIP
     assert.ok(ids[0]!.length > ref.input_ids[0]!.filter((_, i) => ref.attention_mask[0]![i]).length);
     for (const v of Object.values(batch)) v?.dispose();
   });
+});
+
+describe('LLaVA-Med training data (original layout: conversation template, -200 placeholder, padded square)', () => {
+  // make_llava_fixtures.py's LlavaMistralForCausalLM with its CLIP tower folder, given what a
+  // LLaVA-Med checkpoint directory has besides: a tokenizer without a chat template (a word-level
+  // one here, within the tiny model's 96 ids) and the tower's preprocessor_config.json.
+  let medDir: string;
+  let med: Model;
+  let refs: Record<string, Ref>;
+  before(async () => {
+    medDir = join(work, 'llava_med');
+    cpSync(join(cachedFixture('llava', 'make_llava_fixtures.py'), 'llava_med'), medDir, { recursive: true });
+    const texts = ['[INST] [/INST] A chat between a curious user and an artificial intelligence assistant. USER: ASSISTANT:',
+      ...RECORDS.flatMap((r) => [r.question, r.answer])];
+    writeFileSync(join(medDir, 'tokenizer.json'), JSON.stringify(wordLevelTokenizer(texts).json));
+    writeFileSync(join(medDir, 'tokenizer_config.json'), JSON.stringify({
+      tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', pad_token: '<unk>', add_bos_token: true,
+    }));
+    writeFileSync(join(medDir, 'clip', 'preprocessor_config.json'), JSON.stringify({
+      image_processor_type: 'CLIPImageProcessor', size: { shortest_edge: 8 }, crop_size: { height: 8, width: 8 }, resample: 3, do_center_crop: true,
+    }));
+    med = await loadModel(medDir);
+    refs = runPythonJson<Record<string, Ref>>('llava_med_batch_reference.py', [medDir, dataFile, images, '[0,1,2,3]', 'mistral_instruct,vicuna_v1']);
+  });
+  after(() => med.dispose());
+
+  for (const template of ['mistral_instruct', 'vicuna_v1'] as const) {
+    it(`${template}${template === 'mistral_instruct' ? ' (the default for a Mistral LLaVA-Med)' : ''}: the batch LLaVA-Med's preprocessing makes, pixels padded to a square first`, async (t) => {
+      const data = await openTrainingData(dataFile, { model: med, modelPath: medDir, images, ...(template === 'vicuna_v1' ? { convTemplate: template } : {}) });
+      assert.match(data.describe(), new RegExp(`conversation template ${template}; images: .*clip/preprocessor_config\\.json`));
+      const ref = refs[template]!;
+      const batch = await data.batch([0, 1, 2, 3]);
+      try {
+        assert.deepEqual(batch['input_ids']!.toArray(), ref.input_ids);
+        assert.ok(ref.input_ids.every((row) => row[0] === 1 && row.includes(-200)), 'BOS, then one -200 placeholder per image');
+        assert.deepEqual(batch['attention_mask']!.toArray(), ref.attention_mask);
+        assert.deepEqual(batch['labels']!.toArray(), ref.labels);
+        assert.deepEqual(batch['pixel_values']!.shape, ref.pixel_shape);
+        const mine = batch['pixel_values']!.toTypedArray() as Float32Array;
+        let worst = 0;
+        for (let i = 0; i < mine.length; i++) worst = Math.max(worst, Math.abs(mine[i]! - ref.pixel_values[i]!));
+        assert.ok(worst <= 1 / 255, `pixel_values differ by ${worst}`);
+        t.diagnostic(`largest pixel_values difference from expand2square + CLIPImageProcessor: ${worst.toExponential(2)}`);
+        const out = await med.forward(batch, { grad: false });
+        assert.ok(Number.isFinite(out['loss']!.item()));
+        for (const v of Object.values(out)) v?.dispose();
+      } finally {
+        for (const v of Object.values(batch)) v?.dispose();
+      }
+    });
+  }
 });
 
 describe('bad LLaVA training data', () => {
