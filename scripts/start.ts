@@ -3,8 +3,9 @@
 // `medtune train`'s own code path (lib/train fineTune: the dataset file is read, tokenized with
 // the checkpoint's chat template and its images preprocessed by lib/data, batch by batch). It
 // prints the trainable-parameter report, the loss as it falls, the held-out questions answered
-// right before and after, and where the trained LayerNorm tensors were saved. No Python, no downloads: the model is made with createModel + save, its
-// tokenizer and the data are generated deterministically (scripts/start/).
+// right before and after, and where the trained LayerNorm tensors were saved. No Python, no
+// downloads: the model is made with createModel + save, its tokenizer and the data are
+// generated deterministically (scripts/start/).
 //
 //   npm start [-- --out DIR] [--cache DIR]     (defaults: runs/start, .cache/start)
 import { existsSync, readFileSync } from 'node:fs';
@@ -27,8 +28,9 @@ async function ensureExample(): Promise<{ model: string; data: string; images: s
   const model = join(base, 'tiny-llava');
   const data = join(base, 'vqa', 'vqa.json');
   const images = join(base, 'vqa', 'images');
+  // Each writer finishes with the file checked here, so an interrupted run is redone.
   if (!existsSync(data)) await writeTinyVqaSet(join(base, 'vqa'));
-  if (!existsSync(join(model, 'model.safetensors'))) {
+  if (!existsSync(join(model, 'preprocessor_config.json'))) {
     const records = JSON.parse(readFileSync(data, 'utf8')) as VqaRecord[];
     await writeTinyLlava(model, records.flatMap((r) => [r.question, r.answer]));
   }
