@@ -5,8 +5,6 @@
 // Loss scaling under gradient accumulation follows the model's decoder loss: BLIP's VQA loss is
 // a mean over questions ('batches': micro-batch losses are averaged over the window), a mean
 // over tokens (transformers' loss, captions) is normalised by the window's token count ('tokens').
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { blipPreprocessor, blipReportLoader, blipVqaLoader } from '../data/blip-batches.ts';
 import { readDataset, type DatasetFormat } from '../data/detect.ts';
 import type { ImagePipelineOptions } from '../data/pipelines.ts';
@@ -14,6 +12,7 @@ import { BlipTextBuilder, type BlipTextOptions } from '../data/text/blip-example
 import { loadTokenizer } from '../data/text/tokenizer.ts';
 import type { ConversationExample, ReportExample } from '../data/types.ts';
 import type { Batch, Model } from '../models/model.ts';
+import { imageRootFor } from './data-files.ts';
 import { datasetFromLoader, type LossScaling, type TrainDataset } from './dataset.ts';
 
 export interface BlipDataOptions extends BlipTextOptions {
@@ -26,12 +25,6 @@ export interface BlipDataOptions extends BlipTextOptions {
   split?: string;
   /** Report studies: which view (default 0, the first). */
   view?: number;
-}
-
-function imageRootFor(file: string, images: string | null | undefined): string {
-  if (images) return images;
-  const beside = join(dirname(file), 'images');
-  return existsSync(beside) ? beside : dirname(file);
 }
 
 export class BlipDataset implements TrainDataset {

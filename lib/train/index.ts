@@ -14,3 +14,7 @@ export {
 export { JsonlLog, type StepRecord, type EvalRecord } from './step-log.ts';
 export { defaultProgress, TerminalProgress, LineProgress, silentProgress, formatStepLine, type ProgressSink, type ProgressSample } from './progress.ts';
 export { fineTune, type FineTuneOptions } from './run.ts';
+export { openTrainingData, type DataSourceOptions } from './data-source.ts';
+export { VlmDataset, type VlmDataOptions } from './vlm-data.ts';
+export { ClassificationDataset, checkLabels, modelLabelNames, type ClassificationDataOptions } from './classification-data.ts';
+export { llavaPromptFormat, llavaImageTokens, llavaPreprocessor, CONV_TEMPLATE_CHOICES, type ConvTemplateChoice } from './llava-inputs.ts';

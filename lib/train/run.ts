@@ -4,7 +4,9 @@ import { resolve } from 'node:path';
 import type { Device } from '../torch/device.ts';
 import { loadModel, type ModelDType } from '../models/load.ts';
 import { resolveTrainConfig, type TaskName, type TrainConfig } from './config.ts';
+import type { DatasetFormat } from '../data/detect.ts';
 import { openTrainingData } from './data-source.ts';
+import type { ConvTemplateChoice } from './llava-inputs.ts';
 import { applyTuningMethod, type MethodOptions } from './method.ts';
 import type { ProgressSink } from './progress.ts';
 import { listCheckpoints } from './checkpoint.ts';
@@ -26,6 +28,12 @@ export interface FineTuneOptions {
   /** Dataset split of --data (VQA-RAD 'train' / 'test', annotation.json 'train' / 'val' / 'test'); --eval-data uses evalSplit. */
   split?: string | null;
   evalSplit?: string | null;
+  /** Dataset format of --data / --eval-data, when detection from the file is not wanted. */
+  format?: DatasetFormat | null;
+  /** LLaVA prompt format: 'chat' (the tokenizer's chat template) or a LLaVA-Med conversation template. */
+  convTemplate?: ConvTemplateChoice | null;
+  /** Leave out malformed records and examples with missing or undecodable images (counted, reported). */
+  skipBad?: boolean;
   dtype?: ModelDType;
   device?: Device;
   /** A checkpoint-<step> directory, or 'latest' (the newest under the output directory). */
@@ -45,11 +53,18 @@ export async function fineTune(opts: FineTuneOptions): Promise<TrainResult> {
   }
   const model = await loadModel(opts.model, {
     dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', seed: config.seed,
-    ...(opts.arch ? { config: opts.arch } : {}), ...(opts.numLabels ? { numLabels: opts.numLabels } : {}),
+    ...(opts.arch ? { config: opts.arch } : {}),
+    // A head sized here is trained on the readers' multi-hot labels: a multi-label (BCE) head
+    // (a 1-label head would otherwise be transformers' regression).
+    ...(opts.numLabels ? { numLabels: opts.numLabels, configOverrides: { problem_type: 'multi_label_classification' } } : {}),
   });
   try {
     const tuning = await applyTuningMethod(model, { ...opts.method, seed: config.seed, baseModel: resolve(opts.model) });
-    const source = { model, modelPath: opts.model, images: opts.images ?? null, task: opts.task ?? null, tokenizer: opts.tokenizer ?? null };
+    const print = opts.print ?? ((line: string) => console.log(line));
+    const source = {
+      model, modelPath: opts.model, images: opts.images ?? null, task: opts.task ?? null, tokenizer: opts.tokenizer ?? null,
+      format: opts.format ?? null, convTemplate: opts.convTemplate ?? null, skipBad: opts.skipBad ?? false, warn: print,
+    };
     const data = await openTrainingData(opts.data, { ...source, split: opts.split ?? null });
     const evalData = opts.evalData ? await openTrainingData(opts.evalData, { ...source, split: opts.evalSplit ?? null }) : null;
     try {
@@ -60,7 +75,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<TrainResult> {
         ...(opts.print ? { print: opts.print } : {}),
         describe: {
           model: resolve(opts.model), data: resolve(opts.data), eval_data: opts.evalData ? resolve(opts.evalData) : null, images: opts.images ?? null,
-          task: opts.task ?? null, arch: opts.arch ?? null, num_labels: opts.numLabels ?? null, split: opts.split ?? null, dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', resumed_from: resumeFrom, ...tuning.describe,
+          task: opts.task ?? null, format: opts.format ?? null, conv_template: opts.convTemplate ?? null, skip_bad: opts.skipBad ?? false, arch: opts.arch ?? null, num_labels: opts.numLabels ?? null, split: opts.split ?? null, dtype: opts.dtype ?? 'fp32', device: opts.device ?? 'cpu', resumed_from: resumeFrom, ...tuning.describe,
         },
       });
     } finally {

@@ -9,6 +9,8 @@ import { TrainConfigError } from '../../train/config.ts';
 import { KNOWN_METHODS, METHOD_FLAGS } from '../../train/method.ts';
 import { NO_DECAY_RULES, type NoDecayRule } from '../../train/param-groups.ts';
 import { PRESETS } from '../../models/presets.ts';
+import { DATASET_FORMATS, type DatasetFormat } from '../../data/detect.ts';
+import { CONV_TEMPLATE_CHOICES, type ConvTemplateChoice } from '../../train/llava-inputs.ts';
 import { fineTune } from '../../train/run.ts';
 import { SCHEDULES, type ScheduleName } from '../../train/schedule.ts';
 import { type Command, UsageError } from '../command.ts';
@@ -24,6 +26,9 @@ const FLAGS = {
   'eval-data': { type: 'string' },
   images: { type: 'string' },
   task: { type: 'string' },
+  format: { type: 'string' },
+  'conv-template': { type: 'string' },
+  'skip-bad': { type: 'boolean' },
   method: { type: 'string', default: 'full' },
   steps: { type: 'string' },
   epochs: { type: 'string' },
@@ -78,15 +83,26 @@ const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
                          file (.pth/.pt/.bin read safely, or .safetensors)
   --arch A               architecture of a weights file: a preset (${Object.keys(PRESETS).join(', ')})
                          or a config.json (default: read off the keys where they tell it)
-  --num-labels N         classifier with N labels (a fresh head for MAE / MRM backbones)
+  --num-labels N         classifier with N labels (a fresh multi-label head for MAE / MRM backbones)
   --tokenizer DIR        tokenizer for text data, when the model's directory has none
-  --split S, --eval-split S   split of --data / --eval-data (VQA-RAD train|test, annotation.json train|val|test)
-  --data FILE            training data: .safetensors of pre-processed tensors; for BLIP models also
-                         VQA-RAD / SLAKE / PathVQA / conversation JSON and annotation.json report files
+  --split S, --eval-split S   split of --data / --eval-data (VQA-RAD train|test, annotation.json
+                         train|val|test; for classification files a list of image names, e.g. NIH's
+                         train_val_list.txt)
+  --data FILE            training data: a dataset file, prepared for the model on the fly:
+                           LLaVA   conversation JSON, VQA-RAD, SLAKE, PathVQA
+                           BLIP    the same, and annotation.json report files
+                           ViT     NIH Data_Entry_2017.csv, CheXpert, RSNA, path,label1,... CSV
+                         or a .safetensors of pre-processed tensors (pixel_values/input_ids/labels ...)
   --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
                          (batches of --eval-batch-size, default --batch-size)
-  --images DIR           image folder of the dataset
+  --images DIR           image folder of the dataset (default: images/ beside --data, else its folder)
   --task T               vqa | report | classify (default: inferred from the data)
+  --format F             ${DATASET_FORMATS.join(' | ')} (default: detected)
+  --conv-template T      LLaVA prompts: chat (the tokenizer's chat template; default for llava-hf
+                         checkpoints that have one) | vicuna_v1 | mistral_instruct (LLaVA-Med's; default
+                         for original LLaVA-Med checkpoints, by language model)
+  --skip-bad             leave out malformed records and examples whose image is missing or does not
+                         decode (counted and reported); default: such an example is an error
   --method M             tuning method: ${KNOWN_METHODS.join(' | ')} (default full)
 ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string' ? ' X' : ''}`.padEnd(22)} ${f.help}`).join('\n')}
   --steps N | --epochs E length of the run (default 3 epochs)
@@ -127,6 +143,8 @@ export const trainCommand: Command = {
     if (device !== undefined && !isDevice(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
     const dtype = oneOf('dtype', s('dtype'), ['fp32', 'bf16', 'fp16'] as const);
     const task = oneOf<TaskName>('task', s('task'), ['vqa', 'report', 'classify']);
+    const format = oneOf<DatasetFormat>('format', s('format'), DATASET_FORMATS);
+    const convTemplate = oneOf<ConvTemplateChoice>('conv-template', s('conv-template'), CONV_TEMPLATE_CHOICES);
 
     const config: Partial<TrainConfig> & { out: string } = { out: s('out')! };
     const set = <K extends keyof TrainConfig>(key: K, value: TrainConfig[K] | undefined) => {
@@ -164,6 +182,7 @@ export const trainCommand: Command = {
         method: method as { method: string }, dtype: dtype ?? 'fp32', device: (device as Device | undefined) ?? 'cpu',
         arch: s('arch') ?? null, numLabels: integer('num-labels', s('num-labels')) ?? null, tokenizer: s('tokenizer') ?? null,
         split: s('split') ?? null, evalSplit: s('eval-split') ?? null,
+        format: format ?? null, convTemplate: convTemplate ?? null, skipBad: Boolean(flags['skip-bad']),
         resume: s('resume') ?? null, config,
       });
       const first = result.losses[0];

@@ -62,6 +62,14 @@ export interface TrainingExample {
 export interface BuilderOptions {
   /** Truncate longer examples to this many tokens (LLaVA's model_max_length). */
   maxLength?: number;
+  /**
+   * Chat-template path: tokenize as a llava-hf processor does. transformers' processors
+   * (ProcessorMixin.apply_chat_template, and `processor(text=prompt)` as the model cards show)
+   * tokenize with the tokenizer's special tokens unless the rendered text already starts with
+   * bos_token, so a template without `{{ bos_token }}` (llava-1.5-hf's) still gets BOS. Without
+   * this option the text is tokenized as tokenizer.apply_chat_template does (no special tokens).
+   */
+  processorSpecialTokens?: boolean;
 }
 
 const ROLE = { human: 'user', gpt: 'assistant', system: 'system' } as const;
@@ -106,29 +114,36 @@ export class VlmExampleBuilder {
     return renderConversation(this.format.template, [...this.convTurns(upTo), ['ASSISTANT', null]]);
   }
 
-  /**
-   * Prompt token ids for generation. Conversation templates: BOS first when the tokenizer adds
-   * one (LLaVA's tokenizer_image_token). Chat templates: the rendered prompt tokenized as
-   * transformers' processor does it for generation (`processor.apply_chat_template(...,
-   * tokenize=True)`), with the tokenizer's own special tokens (llava-1.5-hf: BOS) unless the
-   * prompt already starts with the BOS token. Training examples (build) stay without them, as
-   * the tokenizer's apply_chat_template makes them.
-   */
+  /** Prompt token ids for generation, with BOS where the conversation-template path (or a processor) adds it. */
   async promptIds(ex: ConversationExample): Promise<number[]> {
     const text = this.renderPrompt(ex);
+    if (this.format.kind === 'chat-template') return [...(await this.processorPrefix(text)), ...(await this.tokenize(text))];
     const ids = await this.tokenize(text);
-    if (this.format.kind === 'conversation') {
-      const bos = this.tokenizer.addsBos ? this.tokenizer.idOf('bos') : null;
-      return bos === null ? ids : [bos, ...ids];
-    }
-    const bosText = this.tokenizer.special.bos;
-    if (bosText !== undefined && text.startsWith(bosText)) return ids;
-    // What the post-processor adds around a text: found by encoding a probe with and without.
-    const bare = await this.tokenizer.encode('a', { addSpecialTokens: false });
-    const full = await this.tokenizer.encode('a', { addSpecialTokens: true });
-    const at = full.findIndex((_, i) => bare.every((t, k) => full[i + k] === t));
-    if (at < 0) return ids;
-    return [...full.slice(0, at), ...ids, ...full.slice(at + bare.length)];
+    const bos = this.tokenizer.addsBos ? this.tokenizer.idOf('bos') : null;
+    return bos === null ? ids : [bos, ...ids];
+  }
+
+  #specialPrefix: Promise<number[]> | null = null;
+
+  /**
+   * The ids a processor puts before the rendered text: none unless processorSpecialTokens, none
+   * when the text starts with bos_token, else what the tokenizer's post-processor adds in front
+   * (BOS for LLaMA-style tokenizers; a suffix such as add_eos_token's EOS is not reproduced).
+   */
+  private async processorPrefix(text: string): Promise<number[]> {
+    if (!this.opts.processorSpecialTokens) return [];
+    const bos = this.tokenizer.special.bos;
+    if (bos !== undefined && text.startsWith(bos)) return [];
+    this.#specialPrefix ??= (async () => {
+      const probe = 'a';
+      const plain = await this.tokenizer.encode(probe, { addSpecialTokens: false });
+      const special = await this.tokenizer.encode(probe, { addSpecialTokens: true });
+      for (let i = 0; i + plain.length <= special.length; i++) {
+        if (plain.every((id, k) => special[i + k] === id)) return special.slice(0, i);
+      }
+      return [];
+    })();
+    return this.#specialPrefix;
   }
 
   private messages(ex: ConversationExample): ChatMessage[] {
@@ -150,11 +165,12 @@ export class VlmExampleBuilder {
     if (this.format.kind === 'chat-template') {
       const msgs = this.messages(ex);
       const render = (m: ChatMessage[], gen: boolean) => applyChatTemplate(this.tokenizer, m, { addGenerationPrompt: gen });
-      full = await this.tokenize(render(msgs, false));
+      const ids = async (text: string) => [...(await this.processorPrefix(text)), ...(await this.tokenize(text))];
+      full = await ids(render(msgs, false));
       for (let k = 0; k < msgs.length; k++) {
         if (msgs[k]!.role !== 'assistant') continue;
-        const start = (await this.tokenize(render(msgs.slice(0, k), true))).length;
-        const end = (await this.tokenize(render(msgs.slice(0, k + 1), false))).length;
+        const start = (await ids(render(msgs.slice(0, k), true))).length;
+        const end = (await ids(render(msgs.slice(0, k + 1), false))).length;
         spans.push([start, end]);
       }
     } else {

@@ -7,16 +7,17 @@
 // (LLaVA-Med's model_vqa.py: batch_decode(skip_special_tokens=True)[0].strip()).
 // Prompts are batched with left padding, as transformers' generate() wants them.
 import { existsSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { collatePixels } from '../../data/collate.ts';
-import { loadPreprocessor, preprocessorFromConfig, type ImagePreprocessor } from '../../data/image/preprocess.ts';
+import type { ImagePreprocessor } from '../../data/image/preprocess.ts';
 import { PrefetchLoader } from '../../data/loader.ts';
 import { loadPixels, type Pixels } from '../../data/pipelines.ts';
-import { CONVERSATION_TEMPLATES, defaultConversationTemplate, type ConversationTemplateName } from '../../data/text/conversation-templates.ts';
+import { CONVERSATION_TEMPLATES, type ConversationTemplateName } from '../../data/text/conversation-templates.ts';
 import { loadTokenizer, type TextTokenizer } from '../../data/text/tokenizer.ts';
-import { imageTokensFromConfig, VlmExampleBuilder, type PromptFormat } from '../../data/text/vlm-examples.ts';
+import { VlmExampleBuilder, type PromptFormat } from '../../data/text/vlm-examples.ts';
 import type { ConversationExample } from '../../data/types.ts';
 import type { Model } from '../../models/model.ts';
+import { llavaImageTokens, llavaPreprocessor, llavaPromptFormat } from '../../train/llava-inputs.ts';
 import { tensor } from '../../torch/creation.ts';
 import type { Tensor } from '../../torch/tensor.ts';
 
@@ -43,24 +44,6 @@ function dirOf(path: string): string {
   return statSync(path).isDirectory() ? path : dirname(path);
 }
 
-/**
- * The image preprocessor of a LLaVA checkpoint: its preprocessor_config.json, else (original
- * LLaVA) the vision tower directory's, else OpenAI CLIP's processor at the tower's image size (what
- * LLaVA loads from the hub for 'openai/clip-vit-large-patch14-336'). LLaVA's
- * image_aspect_ratio 'pad' pads to a square with the mean colour first.
- */
-export function llavaPreprocessor(model: Model, modelPath: string): ImagePreprocessor {
-  if (model.spec.family !== 'llava') throw new Error(`llavaPreprocessor: ${model.architecture} is not a LLaVA model`);
-  const dir = dirOf(modelPath);
-  const aspect = model.config['image_aspect_ratio'] === 'pad' ? 'pad' : 'none';
-  const tower = model.config['mm_vision_tower'];
-  const candidates = [dir, ...(typeof tower === 'string' ? [isAbsolute(tower) ? tower : join(dir, tower)] : [])];
-  const found = candidates.find((d) => existsSync(join(d, 'preprocessor_config.json')));
-  if (found) return loadPreprocessor(found, { aspect });
-  const size = model.spec.vision.imageSize;
-  return preprocessorFromConfig({ image_processor_type: 'CLIPImageProcessor', size: { shortest_edge: size }, crop_size: { height: size, width: size } }, `OpenAI CLIP processor at ${size} px`, { aspect });
-}
-
 export function llavaSetup(model: Model, modelPath: string, opts: LlavaSetupOptions = {}): LlavaSetup {
   if (model.spec.family !== 'llava') throw new Error(`${modelPath}: a ${model.architecture} model is not a LLaVA model`);
   const tokDir = opts.tokenizer ?? dirOf(modelPath);
@@ -68,12 +51,10 @@ export function llavaSetup(model: Model, modelPath: string, opts: LlavaSetupOpti
     throw new Error(`${tokDir}: no tokenizer.json or tokenizer.model (pass --tokenizer DIR)`);
   }
   const tokenizer = loadTokenizer(tokDir);
-  const style: PromptStyle = opts.prompt ?? (model.spec.layout === 'hf'
-    ? (tokenizer.chatTemplate ? 'chat-template' : (() => { throw new Error(`${tokDir}: a llava-hf checkpoint without a chat template; pass --prompt ${CONVERSATION_TEMPLATES.join('|')}`); })())
-    : defaultConversationTemplate(String(model.config['model_type'] ?? '')));
-  const format: PromptFormat = style === 'chat-template' ? { kind: 'chat-template' } : { kind: 'conversation', template: style };
-  const builder = new VlmExampleBuilder(tokenizer, format, imageTokensFromConfig(model.config, tokenizer, join(dirOf(modelPath), 'config.json')));
-  return { tokenizer, builder, preprocessor: llavaPreprocessor(model, modelPath), format, padId: tokenizer.idOf('pad') ?? 0 };
+  // The same prompt format, image tokens, BOS rule and image processor as training uses.
+  const format = llavaPromptFormat(model, tokenizer, opts.prompt === 'chat-template' ? 'chat' : opts.prompt ?? null);
+  const builder = new VlmExampleBuilder(tokenizer, format, llavaImageTokens(model, tokenizer), { processorSpecialTokens: model.spec.layout === 'hf' });
+  return { tokenizer, builder, preprocessor: llavaPreprocessor(model, dirOf(modelPath)).preprocessor, format, padId: tokenizer.idOf('pad') ?? 0 };
 }
 
 export interface TextPrediction {
