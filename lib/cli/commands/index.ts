@@ -1,9 +1,10 @@
 // Every command the CLI knows, in the order `medtune --help` lists them.
 import type { Command } from '../command.ts';
+import { compareCommand } from './compare.ts';
 import { convert } from './convert.ts';
 import { doctor } from './doctor.ts';
 import { mergeCommand } from './merge.ts';
 import { score } from './score.ts';
 import { trainCommand } from './train.ts';
 
-export const COMMANDS: Command[] = [trainCommand, mergeCommand, score, convert, doctor];
+export const COMMANDS: Command[] = [trainCommand, compareCommand, mergeCommand, score, convert, doctor];
