@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../torch/native.ts';
 import { buildInfo, getNumThreads } from '../torch/runtime.ts';
 import { applyTuningMethod } from '../train/method.ts';
-import { silentProgress } from '../train/progress.ts';
+import { LineProgress, type ProgressSink } from '../train/progress.ts';
 import { train } from '../train/trainer.ts';
 import { ReplayDataset } from './batches.ts';
 import type { MedtuneJob, SideResult, SideStep } from './types.ts';
@@ -21,7 +21,8 @@ function cudaIndex(device: string): number | null {
   return device.includes(':') ? Number(device.split(':')[1]) : 0;
 }
 
-export async function runMedtuneSide(job: MedtuneJob): Promise<SideResult> {
+/** `progress`: per-step lines (default none). */
+export async function runMedtuneSide(job: MedtuneJob, progress: ProgressSink = new LineProgress(() => {})): Promise<SideResult> {
   const t0 = performance.now();
   const model = await loadModel(job.model, {
     dtype: job.dtype, device: job.device, seed: job.config.seed,
@@ -39,7 +40,7 @@ export async function runMedtuneSide(job: MedtuneJob): Promise<SideResult> {
     const steps: SideStep[] = [];
     const result = await train({
       model, train: data, config: job.config, weights: tuning.weights, parameterReport: tuning.report,
-      progress: silentProgress, print: () => {},
+      progress, print: () => {},
       onStep: (r) => steps.push({
         loss: r.loss, grad_norm: r.grad_norm, lr: r.lr, step_ms: r.step_ms, samples: r.samples, ...(r.tokens !== undefined ? { tokens: r.tokens } : {}),
       }),
@@ -65,6 +66,7 @@ export async function runMedtuneSide(job: MedtuneJob): Promise<SideResult> {
 
 /** Runs a job and writes its result as JSON (the worker process's whole work). */
 export async function runMedtuneJob(job: MedtuneJob): Promise<void> {
-  const result = await runMedtuneSide(job);
+  const every = Math.max(1, Math.ceil((job.config.steps ?? 1) / 20));
+  const result = await runMedtuneSide(job, new LineProgress((line) => process.stdout.write(`${line}\n`), every));
   writeFileSync(job.result, `${JSON.stringify(result, null, 1)}\n`);
 }

@@ -47,10 +47,10 @@ export interface PythonJob {
   out: string;
 }
 
-export async function runPythonSide(python: string, job: PythonJob, jobFile: string): Promise<SideResult> {
+export async function runPythonSide(python: string, job: PythonJob, jobFile: string, onLine?: (line: string) => void): Promise<SideResult> {
   writeFileSync(jobFile, `${JSON.stringify(job, null, 1)}\n`);
   const env = { ...process.env, PYTHONHASHSEED: '0', TOKENIZERS_PARALLELISM: 'false', PYTHONUNBUFFERED: '1' };
-  const r = await runProcess(python, [REFERENCE_SCRIPT, jobFile], { env });
+  const r = await runProcess(python, [REFERENCE_SCRIPT, jobFile], { env, ...(onLine ? { onLine } : {}) });
   if (r.code !== 0) {
     throw new ReferenceError(`the PyTorch side failed (${python} ${REFERENCE_SCRIPT} ${jobFile}: ${r.signal ? `signal ${r.signal}` : `exit ${r.code}`}):\n${stderrTail(r.stderr)}`);
   }

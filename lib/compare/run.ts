@@ -39,10 +39,10 @@ export interface CompareResult {
 
 const WORKER = fileURLToPath(new URL('./medtune-worker.ts', import.meta.url));
 
-async function runMedtuneWorker(job: MedtuneJob, jobFile: string): Promise<SideResult> {
+async function runMedtuneWorker(job: MedtuneJob, jobFile: string, onLine: (line: string) => void): Promise<SideResult> {
   writeFileSync(jobFile, `${JSON.stringify(job, null, 1)}\n`);
   // tsx's loader, resolved from this package, so the worker runs wherever the CLI was started.
-  const r = await runProcess(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER, jobFile]);
+  const r = await runProcess(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER, jobFile], { onLine });
   if (r.code !== 0) throw new Error(`the medtune side failed (${r.signal ? `signal ${r.signal}` : `exit ${r.code}`}):\n${stderrTail(r.stderr)}`);
   return JSON.parse(readFileSync(job.result, 'utf8')) as SideResult;
 }
@@ -76,7 +76,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
   const medtune = await runMedtuneWorker({
     model: opts.model, arch: opts.arch ?? null, numLabels: opts.numLabels ?? null, dtype, device, method: opts.method,
     config: prep.config, init: prep.initDir, batches: dirs.batches, baseModel: resolve(opts.model), result: join(dirs.medtune, 'result.json'),
-  }, join(dirs.medtune, 'job.json'));
+  }, join(dirs.medtune, 'job.json'), (line) => print(`  medtune  ${line}`));
 
   print(`compare: training with PyTorch (${python}) ...`);
   const spec = methodSpecFromOptions(opts.method);
@@ -84,7 +84,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
   const pytorch = await runPythonSide(python, {
     model: resolve(opts.model), dtype, device, method: spec.method, scope: spec.scope ?? 'all', train_extra: extra,
     init: prep.init, batches: dirs.batches, config: prep.config, lr: opts.referenceLr ?? null, threads: medtune.threads || getNumThreads(), out: dirs.pytorch,
-  }, join(dirs.pytorch, 'job.json'));
+  }, join(dirs.pytorch, 'job.json'), (line) => print(`  PyTorch  ${line}`));
 
   const report = buildReport(medtune, pytorch, {
     tolerance,

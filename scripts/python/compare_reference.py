@@ -145,6 +145,7 @@ def main(job_path):
         opt, sched, names = make_optimizer(model, cfg, steps)
         torch.manual_seed(cfg["seed"])
         records = []
+        every = max(1, -(-steps // 20))  # about 20 progress lines, as medtune's side prints
         for s in range(1, steps + 1):
             t0 = time.perf_counter()
             window = []
@@ -159,6 +160,8 @@ def main(job_path):
             if all("attention_mask" in b for b in window):
                 rec["tokens"] = sum(int(b["attention_mask"].sum()) for b in window)
             records.append(rec)
+            if s == 1 or s % every == 0 or s == steps:
+                print(f"step {s:>{len(str(steps))}}/{steps}  loss {rec['loss']:.4f}  lr {rec['lr']:.2e}  grad_norm {rec['grad_norm']:.3f}", flush=True)
 
     os.makedirs(job["out"], exist_ok=True)
     if init["kind"] == "adapter":
