@@ -1,6 +1,6 @@
 // Before either side trains: the model with the method applied, its trainable weights written
 // (the initial state both sides load), and the run's batches materialised in the trainer's order.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadModel } from '../models/load.ts';
 import { HfNames } from '../peft/hf-names.ts';
@@ -11,6 +11,9 @@ import { stepsPerEpoch } from '../train/data-order.ts';
 import { applyTuningMethod, type MethodOptions } from '../train/method.ts';
 import { exportBatches, type ExportedBatches } from './batches.ts';
 import type { InitWeights } from './python-side.ts';
+
+/** transformers model types the PyTorch side (scripts/python/compare_reference.py) trains. */
+export const COMPARED_MODEL_TYPES = ['llava', 'vit'];
 
 export interface PrepareOptions {
   model: string;
@@ -34,7 +37,7 @@ export interface Prepared {
   batches: ExportedBatches;
   /** The config both sides run: steps fixed to the compared step count. */
   config: TrainConfig;
-  modelType: string | null;
+  modelType: string;
   architecture: string;
   trainable: { count: number; total: number };
   /** The trainable-parameter report medtune prints before step 1. */
@@ -47,12 +50,17 @@ export async function prepareCompare(opts: PrepareOptions, dirs: { init: string;
     // The PyTorch side loads with from_pretrained: it needs a transformers model directory.
     throw new Error(`${opts.model}: compare needs a Hugging Face model directory (config.json + safetensors) that transformers loads too; convert a weights file first (medtune convert)`);
   }
+  const configFile = join(opts.model, 'config.json');
+  const modelType = existsSync(configFile) ? (JSON.parse(readFileSync(configFile, 'utf8')) as { model_type?: unknown }).model_type : undefined;
+  if (typeof modelType !== 'string' || !COMPARED_MODEL_TYPES.includes(modelType)) {
+    throw new Error(`${opts.model}: compare runs llava-hf LLaVA and ViT classifiers (config.json model_type ${COMPARED_MODEL_TYPES.join(' or ')}), ` +
+      `the families its PyTorch side loads; this one is ${typeof modelType === 'string' ? `'${modelType}'` : 'of no model_type'}`);
+  }
   const model = await loadModel(opts.model, {
     dtype: opts.dtype, device: opts.device, seed: opts.config.seed,
     ...(opts.arch ? { config: opts.arch } : {}), ...(opts.numLabels ? { numLabels: opts.numLabels } : {}),
   });
   try {
-    const modelType = typeof model.config['model_type'] === 'string' ? model.config['model_type'] : null;
     const tuning = await applyTuningMethod(model, { ...opts.method, seed: opts.config.seed, baseModel: resolve(opts.model) });
     const files = await tuning.weights.save(model, dirs.init);
     const params = model.parameters();

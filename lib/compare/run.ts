@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../models/atomic.ts';
 import { getNumThreads } from '../torch/runtime.ts';
-import { resolveTrainConfig } from '../train/config.ts';
+import type { ModelDType } from '../models/load.ts';
+import { resolveTrainConfig, type TrainDType } from '../train/config.ts';
 import type { FineTuneOptions } from '../train/run.ts';
 import { methodSpecFromOptions } from '../train/method.ts';
 import { splitList } from '../peft/patterns.ts';
@@ -37,6 +38,8 @@ export interface CompareResult {
   files: { json: string; markdown: string; chart: string };
 }
 
+const SHORT_DTYPE: Record<ModelDType, TrainDType> = { fp32: 'fp32', float32: 'fp32', bf16: 'bf16', bfloat16: 'bf16', fp16: 'fp16', float16: 'fp16' };
+
 const WORKER = fileURLToPath(new URL('./medtune-worker.ts', import.meta.url));
 
 async function runMedtuneWorker(job: MedtuneJob, jobFile: string, onLine: (line: string) => void): Promise<SideResult> {
@@ -50,8 +53,7 @@ async function runMedtuneWorker(job: MedtuneJob, jobFile: string, onLine: (line:
 export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
   const print = opts.print ?? ((line: string) => console.log(line));
   const out = resolve(opts.config.out);
-  const dtype = (opts.dtype ?? 'fp32') === 'float32' ? 'fp32' : (opts.dtype ?? 'fp32');
-  if (dtype !== 'fp32' && dtype !== 'bf16' && dtype !== 'fp16') throw new Error(`compare: dtype must be fp32, bf16 or fp16, got '${dtype}'`);
+  const dtype = SHORT_DTYPE[opts.dtype ?? 'fp32'];
   const device = opts.device ?? 'cpu';
   const tolerance = opts.tolerance ?? defaultTolerance(dtype);
   if (!(tolerance >= 0)) throw new Error(`compare: the tolerance must be a non-negative number, got ${tolerance}`);

@@ -5,7 +5,7 @@
 // test-only flag) exits 1 and says the losses diverge.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -129,6 +129,12 @@ describe('medtune compare (CPU fp32)', () => {
     const r3 = compare([...base, '--python', join(tmp, 'no-python')]);
     assert.equal(r3.code, 1);
     assert.match(r3.stderr, /no Python for the PyTorch side at .*no-python/);
+    const bert = join(tmp, 'bert');
+    mkdirSync(bert);
+    writeFileSync(join(bert, 'config.json'), '{"model_type": "bert"}');
+    const r4 = compare(['--model', bert, '--data', join(vit, 'train.safetensors'), '--steps', '1', '--out', join(tmp, 'bad')]);
+    assert.equal(r4.code, 1);
+    assert.match(r4.stderr, /compare runs llava-hf LLaVA and ViT classifiers \(config.json model_type llava or vit\).*this one is 'bert'/);
   });
 });
 
