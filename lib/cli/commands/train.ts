@@ -83,8 +83,6 @@ export const RUN_FLAGS_HELP = `  --model DIR|FILE       Hugging Face model direc
   --split S, --eval-split S   split of --data / --eval-data (VQA-RAD train|test, annotation.json train|val|test)
   --data FILE            training data: .safetensors of pre-processed tensors; for BLIP models also
                          VQA-RAD / SLAKE / PathVQA / conversation JSON and annotation.json report files
-  --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
-                         (batches of --eval-batch-size, default --batch-size)
   --images DIR           image folder of the dataset
   --task T               vqa | report | classify (default: inferred from the data)
   --method M             tuning method: ${KNOWN_METHODS.join(' | ')} (default full)
@@ -109,6 +107,8 @@ ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string'
 const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
 
 ${RUN_FLAGS_HELP}
+  --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
+                         (batches of --eval-batch-size, default --batch-size)
   --save-every N         checkpoint every N steps (kept: --keep-checkpoints, default 2)
   --resume DIR|latest    continue from a checkpoint-<step> directory
   --out DIR              output directory (trained weights, trainer state, resolved config)
