@@ -36,3 +36,22 @@ export function stepsPerEpoch(n: number, batchSize: number, gradAccum: number, d
   const batches = dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
   return Math.ceil(batches / gradAccum);
 }
+
+/** An accumulation window: which micro-batches (example indices) one optimizer step takes. */
+export interface WindowRef {
+  epoch: number;
+  /** Position of the window in its epoch. */
+  index: number;
+  batches: number[][];
+}
+
+/**
+ * The trainer's windows in visiting order, from window `done` of `epoch` on, endlessly (the
+ * caller stops after its step count). `medtune compare` exports the batches in this order.
+ */
+export function* trainingWindows(n: number, o: { batchSize: number; gradAccum: number; dropLast: boolean; shuffle: boolean; seed: number }, epoch = 0, done = 0): IterableIterator<WindowRef> {
+  for (let e = epoch; ; e++) {
+    const windows = accumulationWindows(microBatches(epochOrder(n, e, o.seed, o.shuffle), o.batchSize, o.dropLast), o.gradAccum);
+    for (let i = e === epoch ? done : 0; i < windows.length; i++) yield { epoch: e, index: i, batches: windows[i]! };
+  }
+}

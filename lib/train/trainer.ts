@@ -14,7 +14,7 @@ import {
   TRAINER_STATE_FILE, type TrainedWeightsIO, type TrainerState,
 } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
-import { accumulationWindows, epochOrder, microBatches, stepsPerEpoch } from './data-order.ts';
+import { stepsPerEpoch, trainingWindows, type WindowRef } from './data-order.ts';
 import type { TrainDataset } from './dataset.ts';
 import type { OptimizerHandle } from './native-types.ts';
 import { createOptimizer, type Optimizer, type OptimizerSpec } from './optimizer.ts';
@@ -142,19 +142,6 @@ export async function evaluateLoss(model: Model, data: TrainDataset, batchSize: 
   return { loss: sum / samples, samples, ms: performance.now() - t0 };
 }
 
-interface WindowRef {
-  epoch: number;
-  index: number;
-  batches: number[][];
-}
-
-function* windowsFrom(data: TrainDataset, c: TrainConfig, epoch: number, done: number): Generator<WindowRef> {
-  for (let e = epoch; ; e++) {
-    const windows = accumulationWindows(microBatches(epochOrder(data.size, e, c.seed, c.shuffle), c.batchSize, c.dropLast), c.gradAccum);
-    for (let i = e === epoch ? done : 0; i < windows.length; i++) yield { epoch: e, index: i, batches: windows[i]! };
-  }
-}
-
 async function prepare(data: TrainDataset, w: WindowRef): Promise<Batch[]> {
   const out: Batch[] = [];
   try {
@@ -230,7 +217,7 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     };
 
     model.train(true);
-    const windows = windowsFrom(data, c, state.epoch, state.windows_done_in_epoch);
+    const windows = trainingWindows(data.size, c, state.epoch, state.windows_done_in_epoch);
     let current = windows.next().value as WindowRef;
     let ready = prepare(data, current);
     try {

@@ -34,12 +34,12 @@ BLOCK = re.compile(r"(?:^|\.)(?:blocks|layer|layers|h)\.(\d+)\.")
 EMBEDDING = re.compile(r"(?:^|\.)(?:cls_token|pos_embed|dist_token|patch_embed|embeddings|embed_tokens)(?:$|\.)")
 
 
-def load_model(model_dir):
+def load_model(model_dir, dtype=torch.float32):
     config = AutoConfig.from_pretrained(model_dir)
     if config.model_type == "llava":
         from transformers import LlavaForConditionalGeneration
-        return LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
-    return AutoModelForImageClassification.from_pretrained(model_dir, dtype=torch.float32)
+        return LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=dtype)
+    return AutoModelForImageClassification.from_pretrained(model_dir, dtype=dtype)
 
 
 def layer_id(name, num_layers):
@@ -73,6 +73,45 @@ def param_groups(model, cfg):
     return list(groups.values()), [n for n, _ in named]
 
 
+def make_optimizer(model, cfg, total):
+    """torch.optim AdamW / SGD over the trainable parameters (grouped as param_groups) and
+    transformers' scheduler over `total` steps; returns (optimizer, scheduler, trainable names)."""
+    groups, trainable = param_groups(model, cfg)
+    if cfg["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"], weight_decay=cfg["weightDecay"])
+    else:
+        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=cfg["weightDecay"])
+    w = cfg["warmup"]
+    warmup = int(w) if w >= 1 else math.ceil(total * w)
+    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg["schedule"]]
+    sched = get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total)
+    return opt, sched, trainable
+
+
+def train_window(model, opt, sched, window, scaling, cfg):
+    """One optimizer step over an accumulation window (a list of micro-batches, dicts of tensors):
+    forward/backward of each with the HF Trainer's loss scaling, clipping, step, schedule step.
+    Returns {loss, grad_norm, lr} as medtune logs them."""
+    lr = opt.param_groups[0]["lr"]
+    kwargs = {}
+    if scaling == "tokens":
+        kwargs["num_items_in_batch"] = sum(int((batch["labels"][..., 1:] != -100).sum()) for batch in window)
+    loss_sum = 0.0
+    for batch in window:
+        out = model(**batch, **kwargs)
+        loss = out.loss if scaling == "tokens" else out.loss / len(window)
+        loss.backward()
+        loss_sum += loss.detach().float()
+    if cfg["maxGradNorm"] > 0:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["maxGradNorm"])
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return {"loss": float(loss_sum), "grad_norm": float(norm), "lr": lr}
+
+
 def run(model_dir, data_path, out_dir, cfg):
     model = load_model(model_dir)
     if cfg.get("trainableKind") == "norm":
@@ -88,19 +127,11 @@ def run(model_dir, data_path, out_dir, cfg):
         scaling = (f.metadata() or {}).get("loss_scaling", "tokens" if "input_ids" in data else "batches")
     n = next(iter(data.values())).shape[0]
 
-    groups, trainable = param_groups(model, cfg)
-    if cfg["optimizer"] == "adamw":
-        opt = torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"], weight_decay=cfg["weightDecay"])
-    else:
-        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=cfg["weightDecay"])
     bs, accum = cfg["batchSize"], cfg["gradAccum"]
     batches_per_epoch = n // bs if cfg["dropLast"] else math.ceil(n / bs)
     per_epoch = math.ceil(batches_per_epoch / accum)
     total = cfg["steps"] if cfg.get("steps") else cfg["epochs"] * per_epoch
-    w = cfg["warmup"]
-    warmup = int(w) if w >= 1 else math.ceil(total * w)
-    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg["schedule"]]
-    sched = get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total)
+    opt, sched, trainable = make_optimizer(model, cfg, total)
     torch.manual_seed(cfg["seed"])
 
     steps = []
@@ -117,25 +148,7 @@ def run(model_dir, data_path, out_dir, cfg):
         for window in windows:
             if len(steps) >= total:
                 break
-            lr = opt.param_groups[0]["lr"]
-            kwargs = {}
-            if scaling == "tokens":
-                kwargs["num_items_in_batch"] = sum(int((data["labels"][idx][..., 1:] != -100).sum()) for idx in window)
-            loss_sum = 0.0
-            for idx in window:
-                batch = {k: v[idx] for k, v in data.items()}
-                out = model(**batch, **kwargs)
-                loss = out.loss if scaling == "tokens" else out.loss / len(window)
-                loss.backward()
-                loss_sum += loss.detach()
-            if cfg["maxGradNorm"] > 0:
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["maxGradNorm"])
-            else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            steps.append({"loss": float(loss_sum), "grad_norm": float(norm), "lr": lr})
+            steps.append(train_window(model, opt, sched, [{k: v[idx] for k, v in data.items()} for idx in window], scaling, cfg))
         epoch += 1
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(os.path.join(out_dir, "model"), safe_serialization=True)

@@ -22,7 +22,7 @@ export function runPython(script: string, args: string[] = [], opts: { input?: s
     return execFileSync(referencePython(), [join(REPO_ROOT, 'scripts/python', script), ...args], {
       encoding: 'utf8',
       input: opts.input,
-      timeout: opts.timeoutMs ?? 300_000,
+      timeout: opts.timeoutMs ?? 900_000, // fixture makers train tiny models; a loaded 2-core CI needs the margin
       maxBuffer: 256 * 1024 * 1024,
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, PYTHONHASHSEED: '0', CUDA_VISIBLE_DEVICES: '', TOKENIZERS_PARALLELISM: 'false' },

@@ -11,11 +11,12 @@ import { NO_DECAY_RULES, type NoDecayRule } from '../../train/param-groups.ts';
 import { PRESETS } from '../../models/presets.ts';
 import { DATASET_FORMATS, type DatasetFormat } from '../../data/detect.ts';
 import { CONV_TEMPLATE_CHOICES, type ConvTemplateChoice } from '../../train/llava-inputs.ts';
-import { fineTune } from '../../train/run.ts';
+import { fineTune, type FineTuneOptions } from '../../train/run.ts';
 import { SCHEDULES, type ScheduleName } from '../../train/schedule.ts';
 import { type Command, UsageError } from '../command.ts';
 
-const FLAGS = {
+/** `medtune train`'s flags (parseArgs options); `medtune compare` takes the same. */
+export const TRAIN_FLAGS = {
   model: { type: 'string' },
   arch: { type: 'string' },
   'num-labels': { type: 'string' },
@@ -58,28 +59,27 @@ const FLAGS = {
   log: { type: 'string' },
 } as const;
 
-function number(flag: string, v: string | undefined): number | undefined {
+export function number(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got '${v}'`);
   return n;
 }
 
-function integer(flag: string, v: string | undefined): number | undefined {
+export function integer(flag: string, v: string | undefined): number | undefined {
   const n = number(flag, v);
   if (n !== undefined && !Number.isSafeInteger(n)) throw new UsageError(`--${flag} must be a whole number, got '${v}'`);
   return n;
 }
 
-function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+export function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
 }
 
-const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
-
-  --model DIR|FILE       Hugging Face model directory (config.json + safetensors), or a weights
+/** Help lines of the flags that describe a run (model, data, method, optimisation), shared with `medtune compare`. */
+export const RUN_FLAGS_HELP = `  --model DIR|FILE       Hugging Face model directory (config.json + safetensors), or a weights
                          file (.pth/.pt/.bin read safely, or .safetensors)
   --arch A               architecture of a weights file: a preset (${Object.keys(PRESETS).join(', ')})
                          or a config.json (default: read off the keys where they tell it)
@@ -93,8 +93,6 @@ const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
                            BLIP    the same, and annotation.json report files
                            ViT     NIH Data_Entry_2017.csv, CheXpert, RSNA, path,label1,... CSV
                          or a .safetensors of pre-processed tensors (pixel_values/input_ids/labels ...)
-  --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
-                         (batches of --eval-batch-size, default --batch-size)
   --images DIR           image folder of the dataset (default: images/ beside --data, else its folder)
   --task T               vqa | report | classify (default: inferred from the data)
   --format F             ${DATASET_FORMATS.join(' | ')} (default: detected)
@@ -120,71 +118,101 @@ ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string'
   --dtype D              fp32 | bf16 | fp16 (default fp32)
   --device D             cpu | cuda | cuda:N (default cpu)
   --no-shuffle           batches follow file order
-  --drop-last            skip an epoch's last incomplete batch
+  --drop-last            skip an epoch's last incomplete batch`;
+
+const USAGE = `medtune train --model DIR --data FILE --out DIR [options]
+
+${RUN_FLAGS_HELP}
+  --eval-data FILE       validation data, evaluated at the end and every --eval-every N steps
+                         (batches of --eval-batch-size, default --batch-size)
   --save-every N         checkpoint every N steps (kept: --keep-checkpoints, default 2)
   --resume DIR|latest    continue from a checkpoint-<step> directory
   --out DIR              output directory (trained weights, trainer state, resolved config)
   --log FILE             JSONL log, one line per optimizer step (default OUT/train_log.jsonl)`;
+
+export type TrainFlagValues = Record<string, string | boolean | undefined>;
+
+/** The method flags (--scope, --lora-r ...) as parseArgs options. */
+export function methodFlagOptions(): Record<string, { type: 'string' | 'boolean' }> {
+  return Object.fromEntries(Object.entries(METHOD_FLAGS).map(([k, v]) => [k, { type: v.type }]));
+}
+
+/**
+ * Parses `medtune train`'s flags (plus `extra` options a command adds) into fineTune()'s options.
+ * `medtune compare` describes its run with the same flags through this function.
+ */
+export function parseTrainArgs(argv: string[], extra: Record<string, { type: 'string' | 'boolean'; default?: string }> = {}): { options: FineTuneOptions; flags: TrainFlagValues } {
+  const { values: v } = parseArgs({ args: argv, options: { ...TRAIN_FLAGS, ...methodFlagOptions(), ...extra }, strict: true, allowPositionals: false });
+  const flags = v as TrainFlagValues;
+  const s = (k: string) => flags[k] as string | undefined;
+  if (!s('model')) throw new UsageError('--model DIR is required');
+  if (!s('data')) throw new UsageError('--data FILE is required');
+  if (!s('out')) throw new UsageError('--out DIR is required');
+  if (s('steps') !== undefined && s('epochs') !== undefined) throw new UsageError('give --steps or --epochs, not both');
+  const device = s('device');
+  if (device !== undefined && !isDevice(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  const dtype = oneOf('dtype', s('dtype'), ['fp32', 'bf16', 'fp16'] as const);
+  const task = oneOf<TaskName>('task', s('task'), ['vqa', 'report', 'classify']);
+  const format = oneOf<DatasetFormat>('format', s('format'), DATASET_FORMATS);
+  const convTemplate = oneOf<ConvTemplateChoice>('conv-template', s('conv-template'), CONV_TEMPLATE_CHOICES);
+
+  const config: Partial<TrainConfig> & { out: string } = { out: s('out')! };
+  const set = <K extends keyof TrainConfig>(key: K, value: TrainConfig[K] | undefined) => {
+    if (value !== undefined) config[key] = value;
+  };
+  set('steps', integer('steps', s('steps')));
+  set('epochs', integer('epochs', s('epochs')));
+  set('batchSize', integer('batch-size', s('batch-size')));
+  set('gradAccum', integer('grad-accum', s('grad-accum')));
+  set('lr', number('lr', s('lr')));
+  set('optimizer', oneOf('optimizer', s('optimizer'), ['adamw', 'sgd'] as const));
+  set('weightDecay', number('weight-decay', s('weight-decay')));
+  set('momentum', number('momentum', s('momentum')));
+  if (flags['nesterov']) config.nesterov = true;
+  set('noDecay', oneOf<NoDecayRule>('no-decay', s('no-decay'), NO_DECAY_RULES));
+  set('layerDecay', number('layer-decay', s('layer-decay')));
+  set('schedule', oneOf<ScheduleName>('schedule', s('schedule'), SCHEDULES));
+  set('warmup', number('warmup', s('warmup')));
+  set('maxGradNorm', number('max-grad-norm', s('max-grad-norm')));
+  set('seed', integer('seed', s('seed')));
+  if (flags['no-shuffle']) config.shuffle = false;
+  if (flags['drop-last']) config.dropLast = true;
+  set('evalEvery', integer('eval-every', s('eval-every')));
+  set('evalBatchSize', integer('eval-batch-size', s('eval-batch-size')));
+  set('saveEvery', integer('save-every', s('save-every')));
+  set('keepCheckpoints', integer('keep-checkpoints', s('keep-checkpoints')));
+  set('log', s('log'));
+
+  const method: Record<string, unknown> = { method: s('method') ?? 'full' };
+  for (const key of Object.keys(METHOD_FLAGS)) if (flags[key] !== undefined) method[key] = flags[key];
+
+  return {
+    flags,
+    options: {
+      model: s('model')!, data: s('data')!, evalData: s('eval-data') ?? null, images: s('images') ?? null, task: task ?? null,
+      method: method as { method: string }, dtype: dtype ?? 'fp32', device: (device as Device | undefined) ?? 'cpu',
+      arch: s('arch') ?? null, numLabels: integer('num-labels', s('num-labels')) ?? null, tokenizer: s('tokenizer') ?? null,
+      split: s('split') ?? null, evalSplit: s('eval-split') ?? null,
+      format: format ?? null, convTemplate: convTemplate ?? null, skipBad: Boolean(flags['skip-bad']),
+      resume: s('resume') ?? null, config,
+    },
+  };
+}
+
+/** Bad settings, the tuning method's included, are usage errors (exit 2). */
+export function asUsageError(err: unknown): unknown {
+  if (err instanceof TrainConfigError || err instanceof MethodError || err instanceof LoraTargetError || err instanceof PatternError) return new UsageError(err.message);
+  return err;
+}
 
 export const trainCommand: Command = {
   name: 'train',
   summary: 'Fine-tune a model (full or parameter-efficient) on a dataset',
   usage: USAGE,
   async run(argv) {
-    const methodFlags = Object.fromEntries(Object.entries(METHOD_FLAGS).map(([k, v]) => [k, { type: v.type }]));
-    const { values: v } = parseArgs({ args: argv, options: { ...FLAGS, ...methodFlags }, strict: true, allowPositionals: false });
-    const flags = v as Record<string, string | boolean | undefined>;
-    const s = (k: string) => flags[k] as string | undefined;
-    if (!s('model')) throw new UsageError('--model DIR is required');
-    if (!s('data')) throw new UsageError('--data FILE is required');
-    if (!s('out')) throw new UsageError('--out DIR is required');
-    if (s('steps') !== undefined && s('epochs') !== undefined) throw new UsageError('give --steps or --epochs, not both');
-    const device = s('device');
-    if (device !== undefined && !isDevice(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
-    const dtype = oneOf('dtype', s('dtype'), ['fp32', 'bf16', 'fp16'] as const);
-    const task = oneOf<TaskName>('task', s('task'), ['vqa', 'report', 'classify']);
-    const format = oneOf<DatasetFormat>('format', s('format'), DATASET_FORMATS);
-    const convTemplate = oneOf<ConvTemplateChoice>('conv-template', s('conv-template'), CONV_TEMPLATE_CHOICES);
-
-    const config: Partial<TrainConfig> & { out: string } = { out: s('out')! };
-    const set = <K extends keyof TrainConfig>(key: K, value: TrainConfig[K] | undefined) => {
-      if (value !== undefined) config[key] = value;
-    };
-    set('steps', integer('steps', s('steps')));
-    set('epochs', integer('epochs', s('epochs')));
-    set('batchSize', integer('batch-size', s('batch-size')));
-    set('gradAccum', integer('grad-accum', s('grad-accum')));
-    set('lr', number('lr', s('lr')));
-    set('optimizer', oneOf('optimizer', s('optimizer'), ['adamw', 'sgd'] as const));
-    set('weightDecay', number('weight-decay', s('weight-decay')));
-    set('momentum', number('momentum', s('momentum')));
-    if (flags['nesterov']) config.nesterov = true;
-    set('noDecay', oneOf<NoDecayRule>('no-decay', s('no-decay'), NO_DECAY_RULES));
-    set('layerDecay', number('layer-decay', s('layer-decay')));
-    set('schedule', oneOf<ScheduleName>('schedule', s('schedule'), SCHEDULES));
-    set('warmup', number('warmup', s('warmup')));
-    set('maxGradNorm', number('max-grad-norm', s('max-grad-norm')));
-    set('seed', integer('seed', s('seed')));
-    if (flags['no-shuffle']) config.shuffle = false;
-    if (flags['drop-last']) config.dropLast = true;
-    set('evalEvery', integer('eval-every', s('eval-every')));
-    set('evalBatchSize', integer('eval-batch-size', s('eval-batch-size')));
-    set('saveEvery', integer('save-every', s('save-every')));
-    set('keepCheckpoints', integer('keep-checkpoints', s('keep-checkpoints')));
-    set('log', s('log'));
-
-    const method: Record<string, unknown> = { method: s('method') ?? 'full' };
-    for (const key of Object.keys(METHOD_FLAGS)) if (flags[key] !== undefined) method[key] = flags[key];
-
+    const { options } = parseTrainArgs(argv);
     try {
-      const result = await fineTune({
-        model: s('model')!, data: s('data')!, evalData: s('eval-data') ?? null, images: s('images') ?? null, task: task ?? null,
-        method: method as { method: string }, dtype: dtype ?? 'fp32', device: (device as Device | undefined) ?? 'cpu',
-        arch: s('arch') ?? null, numLabels: integer('num-labels', s('num-labels')) ?? null, tokenizer: s('tokenizer') ?? null,
-        split: s('split') ?? null, evalSplit: s('eval-split') ?? null,
-        format: format ?? null, convTemplate: convTemplate ?? null, skipBad: Boolean(flags['skip-bad']),
-        resume: s('resume') ?? null, config,
-      });
+      const result = await fineTune(options);
       const first = result.losses[0];
       const last = result.losses.at(-1);
       const ran = result.losses.length;
@@ -193,9 +221,7 @@ export const trainCommand: Command = {
       console.log(`saved ${result.weightFiles.join(', ')} in ${result.out}`);
       return 0;
     } catch (err) {
-      // bad settings, the tuning method's included, are usage errors (exit 2)
-      if (err instanceof TrainConfigError || err instanceof MethodError || err instanceof LoraTargetError || err instanceof PatternError) throw new UsageError(err.message);
-      throw err;
+      throw asUsageError(err);
     }
   },
 };
