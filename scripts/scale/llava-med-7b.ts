@@ -226,10 +226,15 @@ function fmt(x: number | null, digits = 1): string {
   return x === null || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 }
 
+function pct(x: number | null): string {
+  if (x === null || !Number.isFinite(x)) return '–';
+  return `${(100 * x).toPrecision(x >= 0.001 ? 3 : 2)}%`;
+}
+
 export function markdownTable(r: ScaleReport): string {
   const c = r.config;
   const lines = [
-    `LLaVA-Med v1.5 shape${c.tiny ? ' (tiny configuration)' : ''}, ${(c.parameters / 1e9).toFixed(2)} B parameters, bf16 frozen / float32 trained, ` +
+    `LLaVA-Med v1.5 shape${c.tiny ? ' (tiny configuration)' : ''}, ${c.parameters >= 1e8 ? `${(c.parameters / 1e9).toFixed(2)} B` : c.parameters.toLocaleString('en-US')} parameters, bf16 frozen / float32 trained, ` +
       `batch ${c.batch} x ${c.seqLen} tokens (${c.imageTokens} image features each), ${c.device}; ${c.measuredSteps} measured steps after ${c.warmupSteps} warm-up; ` +
       `MFU against ${(c.peakFlops / 1e12).toFixed(0)} TFLOP/s; checkpoint made in ${fmt(r.checkpoint.createS)} s (${r.checkpoint.shards} shards, ${fmt(r.checkpoint.bytes / 2 ** 30, 2)} GiB)`,
     '',
@@ -240,7 +245,7 @@ export function markdownTable(r: ScaleReport): string {
     const m = row.medtune;
     const p = row.pytorch;
     const errors = [m.error ? `medtune: ${m.error}` : '', p.error ? `PyTorch: ${p.error}` : ''].filter(Boolean).join('; ');
-    lines.push(`| ${row.method} | ${m.trainable?.toLocaleString('en-US') ?? '–'} | ${fmt(m.tokensPerS)} | ${fmt(p.tokensPerS)} | ${fmt(row.speedup, 2)} | ${fmt(m.mfu === null ? null : 100 * m.mfu)}% | ${fmt(p.mfu === null ? null : 100 * p.mfu)}% | ${fmt(m.peakGiB, 2)} | ${fmt(p.peakGiB, 2)} | ${fmt(m.loadS)} | ${fmt(p.loadS)} | ${fmt(m.firstLoss, 4)} / ${fmt(p.firstLoss, 4)}${errors ? ` (${errors})` : ''} |`);
+    lines.push(`| ${row.method} | ${m.trainable?.toLocaleString('en-US') ?? '–'} | ${fmt(m.tokensPerS)} | ${fmt(p.tokensPerS)} | ${fmt(row.speedup, 2)} | ${pct(m.mfu)} | ${pct(p.mfu)} | ${fmt(m.peakGiB, 2)} | ${fmt(p.peakGiB, 2)} | ${fmt(m.loadS)} | ${fmt(p.loadS)} | ${fmt(m.firstLoss, 4)} / ${fmt(p.firstLoss, 4)}${errors ? ` (${errors})` : ''} |`);
   }
   for (const s of r.skipped) lines.push(`\n${s.method}: not run (${s.reason})`);
   return `${lines.join('\n')}\n`;
