@@ -267,7 +267,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleReport> {
 
   // The checkpoint, made on the device (random weights, seeded), written as bf16 shards.
   let createS = 0;
-  let parameters = 0;
+  let parameters = 0;  // counted when the checkpoint is made here, else on the first row
   if (!existsSync(join(ckpt, 'config.json'))) {
     const t0 = performance.now();
     const model = await createModel(config, { dtype: 'bf16', device: o.device, seed: 0 });
@@ -285,41 +285,49 @@ export async function runScale(o: ScaleOptions): Promise<ScaleReport> {
 
   const rows: ScaleRow[] = [];
   const skipped: { method: string; reason: string }[] = [];
-  const ran: ScaleMethod[] = [];
-  for (const method of o.methods) {
-    const elapsed = (performance.now() - started) / 1000;
-    if (o.budgetS > 0 && elapsed > o.budgetS) {
-      skipped.push({ method, reason: `time budget of ${o.budgetS} s spent (${elapsed.toFixed(0)} s)` });
-      continue;
-    }
-    const { side, flops } = await runMedtune(o, ckpt, data.medtune, method, geometry);
-    if (!parameters) {
-      const m = await loadModel(ckpt, { dtype: 'bf16', device: 'cpu', mmap: true });
-      parameters = m.parameterCount().total;
-      m.dispose();
-    }
-    rows.push({ method, flopsPerStep: flops, medtune: side, pytorch: emptySide('not run (--no-python)'), speedup: null, firstLossRelDiff: null });
-    ran.push(method);
-    console.log(`medtune ${method}: ${fmt(side.tokensPerS)} tok/s, peak ${fmt(side.peakGiB, 2)} GiB, load ${fmt(side.loadS)} s, first loss ${fmt(side.firstLoss, 4)}${side.error ? `, error: ${side.error}` : ''}`);
-  }
-  if (o.python && ran.length) {
-    const textConfig = Object.fromEntries(Object.entries(config).filter(([k]) => !k.startsWith('mm_') && !['model_type', 'architectures', 'image_aspect_ratio', 'tokenizer_padding_side', 'use_mm_proj'].includes(k)));
-    const torch = runPytorch(o, ckpt, data.hf, ran, textConfig, vision, imageTokenId, o.out);
-    for (const row of rows) {
-      const p = torch[row.method] ?? emptySide('no result');
-      const seconds = (p as { seconds?: number }).seconds;
-      row.pytorch = { trainable: p.trainable, tokensPerS: p.tokensPerS, mfu: seconds ? mfu(row.flopsPerStep, seconds) : null, peakGiB: p.peakGiB, loadS: p.loadS, firstLoss: p.firstLoss, error: p.error };
-      row.speedup = row.medtune.tokensPerS && row.pytorch.tokensPerS ? row.medtune.tokensPerS / row.pytorch.tokensPerS : null;
-      row.firstLossRelDiff = row.medtune.firstLoss !== null && row.pytorch.firstLoss !== null ? Math.abs(row.medtune.firstLoss - row.pytorch.firstLoss) / Math.abs(row.pytorch.firstLoss) : null;
-    }
-  }
+  const textConfig = Object.fromEntries(Object.entries(config).filter(([k]) => !k.startsWith('mm_') && !['model_type', 'architectures', 'image_aspect_ratio', 'tokenizer_padding_side', 'use_mm_proj'].includes(k)));
   const report: ScaleReport = {
     config: { tiny: o.tiny, device: o.device, batch: o.batch, seqLen: geometry.seqLen, imageTokens: geometry.imageTokens, warmupSteps: o.warmup, measuredSteps: o.steps, peakFlops: H100_BF16_PEAK, parameters },
     checkpoint: { dir: ckpt, createS, bytes, shards: shards.length },
     rows, skipped,
   };
-  writeFileSync(join(o.out, 'scale.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(o.out, 'scale.md'), markdownTable(report));
+  // Written after every row, so a run stopped by a time limit leaves the rows it finished.
+  const write = () => {
+    writeFileSync(join(o.out, 'scale.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(o.out, 'scale.md'), markdownTable(report));
+  };
+  const fillPytorch = (torch: Record<string, SideResult & { seconds?: number }>) => {
+    for (const row of rows) {
+      const p = torch[row.method];
+      if (!p) continue;
+      row.pytorch = { trainable: p.trainable, tokensPerS: p.tokensPerS, mfu: p.seconds ? mfu(row.flopsPerStep, p.seconds) : null, peakGiB: p.peakGiB, loadS: p.loadS, firstLoss: p.firstLoss, error: p.error };
+      row.speedup = row.medtune.tokensPerS && row.pytorch.tokensPerS ? row.medtune.tokensPerS / row.pytorch.tokensPerS : null;
+      row.firstLossRelDiff = row.medtune.firstLoss !== null && row.pytorch.firstLoss !== null ? Math.abs(row.medtune.firstLoss - row.pytorch.firstLoss) / Math.abs(row.pytorch.firstLoss) : null;
+    }
+  };
+  // On the GPU each method's PyTorch run follows its medtune run in a process of its own (a row is
+  // complete before the next method starts); the tiny CPU run starts Python once for all methods.
+  const pythonEach = o.python && o.device === 'cuda';
+  for (const method of o.methods) {
+    const elapsed = (performance.now() - started) / 1000;
+    if (o.budgetS > 0 && elapsed > o.budgetS) {
+      skipped.push({ method, reason: `time budget of ${o.budgetS} s spent (${elapsed.toFixed(0)} s)` });
+      write();
+      continue;
+    }
+    const { side, flops } = await runMedtune(o, ckpt, data.medtune, method, geometry);
+    if (!report.config.parameters) {
+      const m = await loadModel(ckpt, { dtype: 'bf16', device: 'cpu', mmap: true });
+      report.config.parameters = m.parameterCount().total;
+      m.dispose();
+    }
+    rows.push({ method, flopsPerStep: flops, medtune: side, pytorch: emptySide(o.python ? 'no result' : 'not run (--no-python)'), speedup: null, firstLossRelDiff: null });
+    console.log(`medtune ${method}: ${fmt(side.tokensPerS)} tok/s, peak ${fmt(side.peakGiB, 2)} GiB, load ${fmt(side.loadS)} s, first loss ${fmt(side.firstLoss, 4)}${side.error ? `, error: ${side.error}` : ''}`);
+    if (pythonEach) fillPytorch(runPytorch(o, ckpt, data.hf, [method], textConfig, vision, imageTokenId, o.out));
+    write();
+  }
+  if (o.python && !pythonEach && rows.length) fillPytorch(runPytorch(o, ckpt, data.hf, rows.map((r) => r.method), textConfig, vision, imageTokenId, o.out));
+  write();
   return report;
 }
 
