@@ -247,6 +247,10 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     }, null, 2)}\n`);
 
     print((opts.parameterReport ?? trainableParameterLine)(model));
+    if (mixed.computeDType) {
+      print(`mixed precision: ${mixed.computeDType} autocast, frozen weights ${mixed.computeDType}, trained tensors float32 masters` +
+        (scaler ? `, dynamic loss scaling (scale ${scaler.config.initScale}, x${scaler.config.growthFactor} every ${scaler.config.growthInterval} good steps)` : ''));
+    }
     const log = new JsonlLog(c.log ?? join(c.out, 'train_log.jsonl'), { append: Boolean(opts.resumeFrom) });
     const progress = opts.progress ?? defaultProgress(totalSteps);
     const losses: number[] = [];
