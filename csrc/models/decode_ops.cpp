@@ -5,6 +5,7 @@
 #include "common/registry.h"
 #include "models/beam_search.h"
 #include "models/model_ops.h"
+#include "runtime/autocast.h"
 #include "runtime/compute_queue.h"
 #include "tensor/tensor_box.h"
 
@@ -62,6 +63,7 @@ Napi::Value modelDecodeAsync(const Napi::CallbackInfo& info) {
     c10::Device device = modelDevice(m);
     TensorMap onDevice;
     for (const auto& [k, t] : batch) onDevice[k] = t.device() == device ? t : t.to(device);
+    runtime::AutocastScope autocast(device.type(), m.computeDType);
     at::Tensor prompt;
     auto session = dynamic_cast<ConditionalGenerator&>(m).startDecoding(onDevice, options.numBeams, prompt);
     auto result = std::make_shared<DecodeResult>(options.numBeams > 1 ? beamSearch(*session, prompt, options) : greedySearch(*session, prompt, options));

@@ -12,6 +12,7 @@
 #include "common/registry.h"
 #include "models/llama.h"
 #include "models/model_ops.h"
+#include "runtime/autocast.h"
 #include "runtime/compute_queue.h"
 #include "tensor/tensor_box.h"
 
@@ -144,6 +145,7 @@ Napi::Value modelGenerateAsync(const Napi::CallbackInfo& info) {
     c10::Device device = modelDevice(m);
     TensorMap onDevice;
     for (const auto& [k, t] : batch) onDevice[k] = t.device() == device ? t : t.to(device);
+    runtime::AutocastScope autocast(device.type(), m.computeDType);
     auto result = std::make_shared<GenerateResult>(generate(m, onDevice, o));
     return [result](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);

@@ -42,6 +42,10 @@ class Model : public modules::Module {
 
   // Set while a job on the compute queue uses the model; changes from JavaScript wait for it.
   std::atomic<int> busy{0};
+  // Mixed precision (csrc/train/mixed_precision.cpp): when set, every forward, generation and
+  // training step runs under autocast to this dtype (runtime/autocast.h); frozen weights are held
+  // in it, trainable ones as float32 masters.
+  std::optional<at::ScalarType> computeDType;
 
  private:
   std::string family_;

@@ -13,6 +13,7 @@
 #include "models/model.h"
 #include "models/model_ops.h"
 #include "modules/layers.h"
+#include "runtime/autocast.h"
 #include "runtime/compute_queue.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor_box.h"
@@ -262,6 +263,7 @@ Napi::Value modelForwardAsync(const Napi::CallbackInfo& info) {
     c10::Device device = modelDevice(m);
     TensorMap onDevice;
     for (const auto& [k, t] : batch) onDevice[k] = t.device() == device ? t : t.to(device);
+    runtime::AutocastScope autocast(device.type(), m.computeDType);
     auto out = std::make_shared<TensorMap>(m.forward(onDevice, options));
     return [out](Napi::Env env) -> Napi::Value { return tensorMapToJs(env, *out); };
   });

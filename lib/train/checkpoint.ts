@@ -19,6 +19,7 @@ import { nativePart } from '../torch/native.ts';
 import type { TensorHandle } from '../torch/native-types.ts';
 import { noGrad } from '../torch/autograd.ts';
 import { Tensor } from '../torch/tensor.ts';
+import type { GradScalerSnapshot } from './mixed-precision.ts';
 import type { OptimizerKind } from './native-types.ts';
 import type { Optimizer } from './optimizer.ts';
 
@@ -46,6 +47,10 @@ export interface TrainerState {
   /** The last train record (loss, lr ...) and the last evaluation, for reports. */
   last_log: Record<string, unknown> | null;
   last_eval: Record<string, unknown> | null;
+  /** Optimizer steps the schedule has taken (fp16 steps skipped by the loss scaler do not count); absent: global_step. */
+  scheduler_step?: number;
+  /** fp16 dynamic loss scaling: the scaler's state (torch.amp.GradScaler.state_dict()'s numbers). */
+  grad_scaler?: GradScalerSnapshot | null;
 }
 
 /** How a tuning method writes and restores what it trained (the PEFT layer supplies adapters'). */

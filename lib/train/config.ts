@@ -1,5 +1,6 @@
 // The training configuration: every knob with its default, validated in one place, and written
 // to the output directory as training_config.json so a run can be repeated (or resumed) exactly.
+import type { GradScalerConfig } from './mixed-precision.ts';
 import { NO_DECAY_RULES, type NoDecayRule } from './param-groups.ts';
 import { SCHEDULES, type ScheduleName } from './schedule.ts';
 
@@ -44,6 +45,20 @@ export interface TrainConfig {
   out: string;
   /** JSONL step log (default <out>/train_log.jsonl). */
   log: string | null;
+  /**
+   * Read the steps' numbers (loss, gradient norm ...) from the device every N optimizer steps
+   * (HF's logging_steps): steps in between do not wait for the device. Every step still gets its
+   * log line, written when its numbers are read; a non-finite step is found then, with the weights
+   * of the last good step (the steps after it were skipped on the device). Default 1.
+   */
+  logEvery: number;
+  /**
+   * A model loaded in bf16 / fp16 trains in mixed precision (float32 trainable masters and
+   * optimizer state, autocast compute); false trains the half-precision weights directly.
+   */
+  mixedPrecision: boolean;
+  /** fp16 dynamic loss scaling (torch.amp.GradScaler's settings; its defaults); null: none. Ignored for bf16 / fp32. */
+  gradScaler: Partial<GradScalerConfig> | null;
 }
 
 // The HF Trainer's defaults (TrainingArguments), so a run without flags means the same thing as
@@ -74,6 +89,9 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'out'> = {
   saveEvery: null,
   keepCheckpoints: 2,
   log: null,
+  logEvery: 1,
+  mixedPrecision: true,
+  gradScaler: {},
 };
 
 export class TrainConfigError extends Error {
@@ -99,6 +117,7 @@ export function resolveTrainConfig(partial: Partial<TrainConfig> & { out: string
   positiveInt('eval batch size', c.evalBatchSize, true);
   positiveInt('save every', c.saveEvery, true);
   positiveInt('keep checkpoints', c.keepCheckpoints);
+  positiveInt('log every', c.logEvery);
   if (c.optimizer !== 'adamw' && c.optimizer !== 'sgd') throw new TrainConfigError(`optimizer must be adamw or sgd, got '${c.optimizer}'`);
   if (!(c.lr >= 0) || !Number.isFinite(c.lr)) throw new TrainConfigError(`learning rate must be a non-negative number, got ${c.lr}`);
   if (!(c.weightDecay >= 0)) throw new TrainConfigError(`weight decay must be non-negative, got ${c.weightDecay}`);

@@ -6,7 +6,7 @@ export { buildParamGroups, isNoDecay, layerId, countLayers, NO_DECAY_RULES, type
 export { resolveTrainConfig, DEFAULT_TRAIN_CONFIG, TrainConfigError, type TrainConfig, type TaskName, type OptimizerName, type TrainDType } from './config.ts';
 export { TensorFileDataset, datasetFromLoader, type TrainDataset, type LossScaling, type ItemLoader } from './dataset.ts';
 export { epochOrder, microBatches, accumulationWindows, stepsPerEpoch } from './data-order.ts';
-export { train, buildOptimizer, evaluateLoss, trainableParameterLine, TrainingDivergedError, TRAINING_CONFIG_FILE, type TrainerOptions, type TrainResult } from './trainer.ts';
+export { train, buildOptimizer, evaluateLoss, trainableParameterLine, TrainingDivergedError, TRAINING_CONFIG_FILE, MAX_CONSECUTIVE_SKIPPED_STEPS, type TrainerOptions, type TrainResult } from './trainer.ts';
 export {
   saveCheckpoint, loadCheckpoint, readTrainerState, listCheckpoints, pruneCheckpoints, checkpointDir, trainableTensorsIO, CheckpointError,
   TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE, TRAINER_STATE_FILE, type TrainerState, type TrainedWeightsIO,
@@ -18,3 +18,6 @@ export { openTrainingData, type DataSourceOptions } from './data-source.ts';
 export { VlmDataset, type VlmDataOptions } from './vlm-data.ts';
 export { ClassificationDataset, checkLabels, modelLabelNames, type ClassificationDataOptions } from './classification-data.ts';
 export { llavaPromptFormat, llavaImageTokens, llavaPreprocessor, CONV_TEMPLATE_CHOICES, type ConvTemplateChoice } from './llava-inputs.ts';
+export {
+  setupMixedPrecision, computeDType, GradScalerState, GRAD_SCALER_DEFAULTS, type MixedPrecision, type ComputeDType, type GradScalerConfig, type GradScalerSnapshot,
+} from './mixed-precision.ts';

@@ -15,6 +15,10 @@ export interface StepRecord {
   tokens?: number;
   /** Tokens with a label (the loss's denominator) for token models. */
   supervised_tokens?: number;
+  /** fp16: the loss scale the step ran with (torch.amp.GradScaler's). */
+  loss_scale?: number;
+  /** fp16: the loss scaler skipped this step's update (inf/NaN gradients); the schedule did not advance. */
+  skipped?: boolean;
   step_ms: number;
   samples_per_s: number;
   tokens_per_s?: number;

@@ -8,7 +8,9 @@ import { writeFileAtomicSync } from '../io/atomic-write.ts';
 import type { Batch, Model } from '../models/model.ts';
 import { nativePart } from '../torch/native.ts';
 import type { TensorHandle } from '../torch/native-types.ts';
+import { zeros } from '../torch/creation.ts';
 import { manualSeed } from '../torch/runtime.ts';
+import { Tensor } from '../torch/tensor.ts';
 import {
   CheckpointError, checkpointDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, trainableTensorsIO,
   TRAINER_STATE_FILE, type TrainedWeightsIO, type TrainerState,
@@ -18,6 +20,7 @@ import { stepsPerEpoch, trainingWindows, type WindowRef } from './data-order.ts'
 import type { TrainDataset } from './dataset.ts';
 import type { OptimizerHandle } from './native-types.ts';
 import { createOptimizer, type Optimizer, type OptimizerSpec } from './optimizer.ts';
+import { GRAD_SCALER_DEFAULTS, GradScalerState, setupMixedPrecision, type MixedPrecision } from './mixed-precision.ts';
 import { buildParamGroups, type ResolvedGroup } from './param-groups.ts';
 import { defaultProgress, type ProgressSink } from './progress.ts';
 import { LrSchedule } from './schedule.ts';
@@ -25,14 +28,35 @@ import { type EvalRecord, JsonlLog, type StepRecord } from './step-log.ts';
 
 export const TRAINING_CONFIG_FILE = 'training_config.json';
 
+/** A step's numbers as the device computed them (csrc/train/train_step.cpp). */
+interface StepNumbers {
+  loss: number;
+  gradNorm: number;
+  /** Loss and gradient norm finite. */
+  finite: boolean;
+  /** The optimizer updated the weights (false: skipped on inf/NaN, by the loss scaler or the stop flag). */
+  applied: boolean;
+  /** The loss scale the step ran with (fp16). */
+  lossScale?: number;
+  tokens?: number;
+  supervisedTokens?: number;
+}
+
 interface StepAddon {
   trainStepAsync(
     model: Model['handle'],
     optimizer: OptimizerHandle,
     microBatches: Record<string, TensorHandle>[],
-    options: { lrs: number[]; maxGradNorm: number; lossScaling: 'tokens' | 'batches' },
-  ): Promise<{ loss: number; gradNorm: number; samples: number; tokens?: number; supervisedTokens?: number; finite: boolean; forwardBackwardMs: number; optimizerMs: number }>;
+    options: {
+      lrs: number[]; maxGradNorm: number; lossScaling: 'tokens' | 'batches'; read: boolean; stopFlag: TensorHandle | null;
+      scaler: ReturnType<GradScalerState['stepOptions']> | null;
+    },
+  ): Promise<Partial<StepNumbers> & { stats?: TensorHandle; samples: number; forwardBackwardMs: number; optimizerMs: number }>;
+  readStepStatsAsync(stats: TensorHandle[]): Promise<StepNumbers[]>;
 }
+
+/** fp16: a run stops when the loss scaler has skipped this many optimizer steps in a row. */
+export const MAX_CONSECUTIVE_SKIPPED_STEPS = 50;
 
 export interface TrainerOptions {
   model: Model;
@@ -64,6 +88,10 @@ export interface TrainResult {
   /** Files of the trained weights in `out`. */
   weightFiles: string[];
   trainable: { count: number; total: number };
+  /** The mixed precision the run used (computeDType null: float32). */
+  mixedPrecision: MixedPrecision;
+  /** fp16: optimizer steps the loss scaler skipped (inf/NaN gradients). */
+  skippedSteps: number;
 }
 
 /** A non-finite loss or gradient norm: training stops at that step, before updating anything. */
@@ -162,7 +190,13 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
   if (perEpoch === 0) throw new Error(`the training set has ${data.size} examples, fewer than one batch of ${c.batchSize} (with drop-last)`);
   const totalSteps = c.steps ?? c.epochs! * perEpoch;
 
+  // Mixed precision before the optimizer: it must hold the float32 masters.
+  const mixed: MixedPrecision = c.mixedPrecision ? setupMixedPrecision(model) : setupMixedPrecision(model, 'off');
   const { optimizer, groups } = buildOptimizer(model, c);
+  const scaler = mixed.computeDType === 'float16' && c.gradScaler ? new GradScalerState({ ...GRAD_SCALER_DEFAULTS, ...c.gradScaler }, model.device) : null;
+  // Without a scaler, the first non-finite step sets this flag on the device and every later step
+  // leaves the weights alone, so the trainer may read the verdict steps later (--log-every).
+  const stopFlag = scaler ? null : zeros([], { dtype: 'float32', device: model.device });
   try {
     const schedule = new LrSchedule({ name: c.schedule, totalSteps, warmup: c.warmup }, optimizer.baseLrs);
     const trainableNames = optimizer.parameterNames;
@@ -170,6 +204,7 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     let state: TrainerState = {
       format: 'medtune.trainer_state/1', global_step: 0, total_steps: totalSteps, epoch: 0, windows_done_in_epoch: 0, samples_seen: 0,
       seed: c.seed, data_order: dataOrder, trainable: trainableNames, optimizer: c.optimizer, schedule: schedule.toJSON(), last_log: null, last_eval: null,
+      scheduler_step: 0, grad_scaler: null,
     };
     if (opts.resumeFrom) {
       const saved = await loadCheckpoint(opts.resumeFrom, { model, optimizer, weights });
@@ -183,7 +218,8 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
       if (JSON.stringify(saved.schedule) !== JSON.stringify(schedule.toJSON())) {
         print(`note: the learning-rate schedule differs from the checkpoint's (now ${schedule.spec.name} over ${totalSteps} steps, base lr ${optimizer.baseLrs[0]}); the run continues with the new one`);
       }
-      state = { ...saved, total_steps: totalSteps, schedule: schedule.toJSON() };
+      state = { ...saved, total_steps: totalSteps, schedule: schedule.toJSON(), scheduler_step: saved.scheduler_step ?? saved.global_step };
+      if (scaler && saved.grad_scaler) scaler.restore(saved.grad_scaler);
       print(`resuming from ${opts.resumeFrom} after step ${state.global_step} (continuing in epoch ${state.epoch + 1})`);
     } else {
       manualSeed(c.seed);
@@ -198,6 +234,10 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     }, null, 2)}\n`);
 
     print((opts.parameterReport ?? trainableParameterLine)(model));
+    if (mixed.computeDType) {
+      print(`mixed precision: ${mixed.computeDType} autocast, frozen weights ${mixed.computeDType}, trained tensors float32 masters` +
+        (scaler ? `, dynamic loss scaling (scale ${scaler.config.initScale}, x${scaler.config.growthFactor} every ${scaler.config.growthInterval} good steps)` : ''));
+    }
     const log = new JsonlLog(c.log ?? join(c.out, 'train_log.jsonl'), { append: Boolean(opts.resumeFrom) });
     const progress = opts.progress ?? defaultProgress(totalSteps);
     const losses: number[] = [];
@@ -220,16 +260,69 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     const windows = trainingWindows(data.size, c, state.epoch, state.windows_done_in_epoch);
     let current = windows.next().value as WindowRef;
     let ready = prepare(data, current);
+    // Steps whose numbers are still on the device (read: false), oldest first.
+    let unread: { step: number; epoch: number; lr: number; samples: number; stats: Tensor }[] = [];
+    let groupStart = performance.now();
+    let skippedSteps = 0;
+    let consecutiveSkips = 0;
+    const schedulerStep = (): number => state.scheduler_step ?? state.global_step;
+
+    // Turns read-back numbers into log records, in step order; stops at the first non-finite step.
+    const account = (steps: { step: number; epoch: number; lr: number; samples: number; n: StepNumbers }[], groupMs: number): void => {
+      for (const { step, epoch, lr, samples, n } of steps) {
+        if (scaler) {
+          if (!n.applied) {
+            skippedSteps++;
+            consecutiveSkips++;
+            if (consecutiveSkips >= MAX_CONSECUTIVE_SKIPPED_STEPS) {
+              throw new TrainingDivergedError(step, `the fp16 loss scaler skipped ${consecutiveSkips} steps in a row (inf/NaN gradients; loss scale now ${(n.lossScale ?? 0) * scaler.config.backoffFactor})`, lastCheckpoint);
+            }
+          } else {
+            consecutiveSkips = 0;
+          }
+        } else if (!n.finite || !n.applied) {
+          const what = !Number.isFinite(n.loss) ? `the loss is ${n.loss}` : `the gradient norm is ${n.gradNorm}`;
+          throw new TrainingDivergedError(step, what, lastCheckpoint);
+        }
+        const stepMs = groupMs / steps.length;
+        const record: StepRecord = {
+          type: 'train', step, epoch, loss: n.loss, lr, grad_norm: n.gradNorm, samples,
+          ...(n.tokens !== undefined ? { tokens: n.tokens } : {}),
+          ...(n.supervisedTokens !== undefined ? { supervised_tokens: n.supervisedTokens } : {}),
+          ...(n.lossScale !== undefined ? { loss_scale: n.lossScale } : {}),
+          ...(scaler && !n.applied ? { skipped: true } : {}),
+          step_ms: Math.round(stepMs * 100) / 100,
+          samples_per_s: samples / (stepMs / 1000),
+          ...(n.tokens !== undefined ? { tokens_per_s: n.tokens / (stepMs / 1000) } : {}),
+        };
+        losses.push(n.loss);
+        state.last_log = record as unknown as Record<string, unknown>;
+        log.write(record);
+        opts.onStep?.(record);
+        progress.step({
+          step, totalSteps, epoch, loss: n.loss, lr, gradNorm: n.gradNorm,
+          samplesPerS: record.samples_per_s, ...(record.tokens_per_s !== undefined ? { tokensPerS: record.tokens_per_s } : {}),
+          elapsedMs: performance.now() - startMs,
+        });
+      }
+    };
+
     try {
       while (state.global_step < totalSteps) {
-        const t0 = performance.now();
         const batches = await ready;
         const step = state.global_step + 1;
-        const lrs = schedule.lrs(state.global_step);
+        const lrs = schedule.lrs(schedulerStep());
+        // Read the numbers at logged steps, before evaluations and saves, at the end, and every
+        // step with a loss scaler (whether it skipped decides the next step's lr, as in the HF Trainer).
+        const evalHere = Boolean(opts.eval && c.evalEvery && step % c.evalEvery === 0 && step < totalSteps);
+        const saveHere = Boolean(c.saveEvery && step % c.saveEvery === 0 && step < totalSteps);
+        const read = scaler !== null || step % c.logEvery === 0 || step === totalSteps || evalHere || saveHere;
         let result;
         let next: WindowRef | null = null;
         try {
-          const pending = stepAddon.trainStepAsync(model.handle, optimizer.handle, batches.map(handlesOf), { lrs, maxGradNorm: c.maxGradNorm, lossScaling: data.lossScaling });
+          const pending = stepAddon.trainStepAsync(model.handle, optimizer.handle, batches.map(handlesOf), {
+            lrs, maxGradNorm: c.maxGradNorm, lossScaling: data.lossScaling, read, stopFlag: stopFlag?.handle ?? null, scaler: scaler?.stepOptions() ?? null,
+          });
           // While the native step runs, the event loop collates the next window.
           next = step < totalSteps ? (windows.next().value as WindowRef) : null;
           ready = next ? prepare(data, next) : Promise.resolve([]);
@@ -237,11 +330,6 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
         } finally {
           batches.forEach(disposeBatch);
         }
-        if (!result.finite) {
-          const what = Number.isFinite(result.loss) ? `the gradient norm is ${result.gradNorm}` : `the loss is ${result.loss}`;
-          throw new TrainingDivergedError(step, what, lastCheckpoint);
-        }
-        const stepMs = performance.now() - t0;
         state.global_step = step;
         state.samples_seen += result.samples;
         const epochOfStep = current.epoch;
@@ -249,34 +337,39 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
         state.epoch = next ? next.epoch : current.epoch;
         state.windows_done_in_epoch = next ? next.index : current.index + 1;
         if (next) current = next;
-        const record: StepRecord = {
-          type: 'train', step, epoch: epochOfStep + 1, loss: result.loss, lr: lrs[0]!, grad_norm: result.gradNorm, samples: result.samples,
-          ...(result.tokens !== undefined ? { tokens: result.tokens } : {}),
-          ...(result.supervisedTokens !== undefined ? { supervised_tokens: result.supervisedTokens } : {}),
-          step_ms: Math.round(stepMs * 100) / 100,
-          samples_per_s: result.samples / (stepMs / 1000),
-          ...(result.tokens !== undefined ? { tokens_per_s: result.tokens / (stepMs / 1000) } : {}),
-        };
-        losses.push(result.loss);
-        state.last_log = record as unknown as Record<string, unknown>;
-        log.write(record);
-        opts.onStep?.(record);
-        progress.step({
-          step, totalSteps, epoch: epochOfStep + 1, loss: result.loss, lr: lrs[0]!, gradNorm: result.gradNorm,
-          samplesPerS: record.samples_per_s, ...(record.tokens_per_s !== undefined ? { tokensPerS: record.tokens_per_s } : {}),
-          elapsedMs: performance.now() - startMs,
-        });
-        if (opts.eval && c.evalEvery && step % c.evalEvery === 0 && step < totalSteps) await runEval(epochOfStep);
-        if (c.saveEvery && step % c.saveEvery === 0 && step < totalSteps) {
+        const entry = { step, epoch: epochOfStep + 1, lr: lrs[0]!, samples: result.samples };
+        if (!read) {
+          unread.push({ ...entry, stats: Tensor.fromHandle(result.stats!) });
+          state.scheduler_step = schedulerStep() + 1;  // no scaler: every step counts
+          continue;
+        }
+        const earlier = unread;
+        unread = [];
+        let numbers: StepNumbers[];
+        try {
+          numbers = earlier.length ? await stepAddon.readStepStatsAsync(earlier.map((u) => u.stats.handle)) : [];
+        } finally {
+          earlier.forEach((u) => u.stats.dispose());
+        }
+        const mine = result as StepNumbers;
+        if (!scaler || mine.applied) state.scheduler_step = schedulerStep() + 1;
+        const now = performance.now();
+        account([...earlier.map((u, i) => ({ ...u, n: numbers[i]! })), { ...entry, n: mine }], now - groupStart);
+        groupStart = now;
+        if (evalHere) await runEval(epochOfStep);
+        if (saveHere) {
+          state.grad_scaler = scaler ? scaler.snapshot() : null;
           const dir = checkpointDir(c.out, step);
           await saveCheckpoint(dir, { model, optimizer, state, weights });
           pruneCheckpoints(c.out, c.keepCheckpoints);
           lastCheckpoint = dir;
           progress.note(`saved checkpoint ${dir}`);
         }
+        groupStart = performance.now();
       }
       await runEval(state.epoch);
     } finally {
+      unread.forEach((u) => u.stats.dispose());
       (await ready.catch(() => [])).forEach(disposeBatch);
       progress.end();
       log.close();
@@ -284,10 +377,13 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
 
     model.train(false);
     const weightFiles = await weights.save(model, c.out);
+    state.grad_scaler = scaler ? scaler.snapshot() : null;
     writeFileAtomicSync(join(c.out, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
     const { total, trainable } = model.parameterCount();
-    return { steps: state.global_step, losses, lastEval, out: c.out, weightFiles, trainable: { count: trainable, total } };
+    return { steps: state.global_step, losses, lastEval, out: c.out, weightFiles, trainable: { count: trainable, total }, mixedPrecision: mixed, skippedSteps };
   } finally {
     optimizer.dispose();
+    scaler?.dispose();
+    stopFlag?.dispose();
   }
 }

@@ -117,13 +117,47 @@ describe('trainer', () => {
     assert.equal(longer.result.steps, 9);
   });
 
-  it('trains in bfloat16: the same run within half-precision noise, trained tensors stored as bf16', async () => {
+  it('trains in bfloat16 (mixed precision): the same run within half-precision noise, trained tensors float32 masters', async () => {
     const fp32 = await run({ ...base, steps: 4, out: join(tmp, 'fp32') });
     const bf16 = await run({ ...base, steps: 4, out: join(tmp, 'bf16') }, { dtype: 'bf16' });
+    assert.equal(bf16.result.mixedPrecision.computeDType, 'bfloat16');
+    assert.equal(fp32.result.mixedPrecision.computeDType, null);
     bf16.result.losses.forEach((l, i) => assert.ok(Math.abs(l - fp32.result.losses[i]!) < 0.02, `step ${i + 1}: bf16 ${l} vs fp32 ${fp32.result.losses[i]}`));
     const trained = await loadSafetensors(join(tmp, 'bf16', 'trainable.safetensors'));
-    assert.ok(Object.values(trained.tensors).every((t) => t.dtype === 'bfloat16'));
+    assert.ok(Object.values(trained.tensors).every((t) => t.dtype === 'float32'), 'the masters are saved as they are');
     for (const t of Object.values(trained.tensors)) t.dispose();
+  });
+
+  it('--log-every: the steps between reads give the same numbers and log lines, read in one transfer', async () => {
+    const every = await run({ ...base, steps: 7, out: join(tmp, 'log1') });
+    const deferred = await run({ ...base, steps: 7, logEvery: 3, out: join(tmp, 'log3') });
+    assert.deepEqual(deferred.result.losses, every.result.losses);
+    const lines = (dir: string) => readFileSync(join(tmp, dir, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const strip = (r: Record<string, unknown>) => ({ step: r['step'], loss: r['loss'], lr: r['lr'], grad_norm: r['grad_norm'], samples: r['samples'] });
+    assert.deepEqual(lines('log3').map(strip), lines('log1').map(strip));
+  });
+
+  it('--log-every with a NaN step: found at the next read, the weights are those of the last good step', async () => {
+    const settings = { ...base, gradAccum: 1, shuffle: false, schedule: 'constant', warmup: 0 } as const;
+    await run({ ...settings, steps: 3, out: join(tmp, 'clean3-deferred') }, { data: nanFile });
+    const model = await loadModel(modelDir);
+    const data = await TensorFileDataset.open(nanFile);
+    try {
+      model.setRequiresGrad('all', true);
+      // Step 4 is NaN; the numbers are read at step 5 (log every 5): step 5 must not have changed anything.
+      await assert.rejects(train({ model, train: data, config: resolveTrainConfig({ ...settings, steps: 5, logEvery: 5, out: join(tmp, 'nandeferred') }), progress: silentProgress, print: () => {} }),
+        (err: unknown) => err instanceof TrainingDivergedError && err.step === 4);
+      const clean = await loadSafetensors(join(tmp, 'clean3-deferred', 'trainable.safetensors'));
+      for (const [name, t] of Object.entries(clean.tensors)) {
+        const p = model.parameter(name);
+        assert.deepEqual(p.toNumbers(), t.toNumbers(), name);
+        p.dispose();
+        t.dispose();
+      }
+    } finally {
+      data.dispose();
+      model.dispose();
+    }
   });
 
   it('a NaN loss stops the run at its step, before any update, and keeps the last checkpoint', async () => {

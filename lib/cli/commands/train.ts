@@ -57,6 +57,8 @@ export const TRAIN_FLAGS = {
   resume: { type: 'string' },
   out: { type: 'string' },
   log: { type: 'string' },
+  'log-every': { type: 'string' },
+  'no-mixed-precision': { type: 'boolean' },
 } as const;
 
 export function number(flag: string, v: string | undefined): number | undefined {
@@ -115,7 +117,10 @@ ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string'
   --warmup W             warmup steps (>= 1) or fraction of the run (< 1) (default 0)
   --max-grad-norm G      clip the gradient norm (default 1.0; 0 = off)
   --seed S               data order and randomness (default 42)
-  --dtype D              fp32 | bf16 | fp16 (default fp32)
+  --dtype D              fp32 | bf16 | fp16 (default fp32). bf16 / fp16: frozen weights in that dtype,
+                         trainable tensors as float32 masters with float32 optimizer state, compute
+                         under autocast; fp16 adds dynamic loss scaling (torch.amp.GradScaler's rules)
+  --no-mixed-precision   with --dtype bf16|fp16: train the half-precision weights directly instead
   --device D             cpu | cuda | cuda:N (default cpu)
   --no-shuffle           batches follow file order
   --drop-last            skip an epoch's last incomplete batch`;
@@ -128,7 +133,9 @@ ${RUN_FLAGS_HELP}
   --save-every N         checkpoint every N steps (kept: --keep-checkpoints, default 2)
   --resume DIR|latest    continue from a checkpoint-<step> directory
   --out DIR              output directory (trained weights, trainer state, resolved config)
-  --log FILE             JSONL log, one line per optimizer step (default OUT/train_log.jsonl)`;
+  --log FILE             JSONL log, one line per optimizer step (default OUT/train_log.jsonl)
+  --log-every N          read loss and gradient norm from the device every N steps (default 1); the
+                         steps between do not wait for the device, their lines are written then`;
 
 export type TrainFlagValues = Record<string, string | boolean | undefined>;
 
@@ -182,6 +189,8 @@ export function parseTrainArgs(argv: string[], extra: Record<string, { type: 'st
   set('saveEvery', integer('save-every', s('save-every')));
   set('keepCheckpoints', integer('keep-checkpoints', s('keep-checkpoints')));
   set('log', s('log'));
+  set('logEvery', integer('log-every', s('log-every')));
+  if (flags['no-mixed-precision']) config.mixedPrecision = false;
 
   const method: Record<string, unknown> = { method: s('method') ?? 'full' };
   for (const key of Object.keys(METHOD_FLAGS)) if (flags[key] !== undefined) method[key] = flags[key];
