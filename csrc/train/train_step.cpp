@@ -33,7 +33,9 @@
 #include "optim/optimizer.h"
 #include "optim/optimizer_handle.h"
 #include "runtime/compute_queue.h"
+#include "runtime/step_stage.h"
 #include "tensor/tensor_box.h"
+#include "train/oom_guard.h"
 
 namespace medtune::train {
 
@@ -102,14 +104,19 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
 
   at::Tensor lossSum;
   for (const TensorMap& micro : window) {
+    stage::beginMicroBatch(static_cast<size_t>(&micro - window.data()), window.size(), micro);
     TensorMap batch = micro;
     for (auto& [name, t] : batch)
       if (t.device() != device) t = t.to(device, /*non_blocking=*/true);
     if (o.scaling == LossScaling::Tokens) batch["num_items_in_batch"] = numItems;
-    TensorMap out = model.forward(batch, models::ForwardOptions{});
+    stage::begin(stage::Stage::Forward);
+    models::ForwardOptions forward;
+    forward.logits = false;  // the loss is all a step needs: language models chunk it (no logits)
+    TensorMap out = model.forward(batch, forward);
     auto it = out.find("loss");
     TORCH_CHECK(it != out.end() && it->second.defined(), "the model returned no loss: does the batch have 'labels'?");
     at::Tensor loss = o.scaling == LossScaling::Tokens ? it->second : it->second / k;
+    stage::begin(stage::Stage::Backward);
     loss.backward();
     at::Tensor detached = loss.detach().to(at::kFloat);
     lossSum = lossSum.defined() ? lossSum + detached : detached;
@@ -118,6 +125,7 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
   r.forwardBackwardMs = msSince(t0);
   auto t1 = std::chrono::steady_clock::now();
 
+  stage::begin(stage::Stage::Optimizer);
   std::lock_guard<std::mutex> lock(opt.mutex());
   // The optimizer's parameters in the model's order: clip_grad_norm_(model.parameters()) stacks
   // the per-tensor norms in that order, and so does this, bit for bit.
@@ -214,7 +222,8 @@ Napi::Value trainStepAsync(const Napi::CallbackInfo& info) {
   StepOptions options = readOptions(a, 3);
   auto guard = std::make_shared<models::BusyGuard>(model);
   return computeQueue(info.Env()).submit(info.Env(), [guard, opt, window = std::move(window), options]() -> Finisher {
-    StepResult r = runStep(*guard->model, *opt, window, options);
+    // An out-of-memory error anywhere in the step names its stage and leaves the model usable.
+    StepResult r = guardStep(*guard->model, GuardOptions{"training step", true}, [&] { return runStep(*guard->model, *opt, window, options); });
     return [r](Napi::Env env) -> Napi::Value {
       auto o = Napi::Object::New(env);
       o.Set("loss", r.loss);

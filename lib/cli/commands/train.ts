@@ -48,6 +48,8 @@ const FLAGS = {
   'eval-batch-size': { type: 'string' },
   'save-every': { type: 'string' },
   'keep-checkpoints': { type: 'string' },
+  'gradient-checkpointing': { type: 'boolean' },
+  'loss-chunk-size': { type: 'string' },
   resume: { type: 'string' },
   out: { type: 'string' },
   log: { type: 'string' },
@@ -103,6 +105,10 @@ ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string'
   --seed S               data order and randomness (default 42)
   --dtype D              fp32 | bf16 | fp16 (default fp32)
   --device D             cpu | cuda | cuda:N (default cpu)
+  --gradient-checkpointing  recompute each transformer layer in the backward pass instead of
+                         keeping its activations (less memory for ~1/3 more compute; same results)
+  --loss-chunk-size N    language models: compute the LM head + cross-entropy N tokens at a time,
+                         never the whole [tokens, vocab] logits (default 1024; 0 = whole logits)
   --no-shuffle           batches follow file order
   --drop-last            skip an epoch's last incomplete batch
   --save-every N         checkpoint every N steps (kept: --keep-checkpoints, default 2)
@@ -154,6 +160,8 @@ export const trainCommand: Command = {
     set('saveEvery', integer('save-every', s('save-every')));
     set('keepCheckpoints', integer('keep-checkpoints', s('keep-checkpoints')));
     set('log', s('log'));
+    if (flags['gradient-checkpointing']) config.gradientCheckpointing = true;
+    set('lossChunkTokens', integer('loss-chunk-size', s('loss-chunk-size')));
 
     const method: Record<string, unknown> = { method: s('method') ?? 'full' };
     for (const key of Object.keys(METHOD_FLAGS)) if (flags[key] !== undefined) method[key] = flags[key];
