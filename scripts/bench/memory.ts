@@ -104,12 +104,17 @@ async function loadChild(dir: string): Promise<void> {
   const model = await loadModel(dir, { dtype: 'bf16' });
   const ms = performance.now() - t0;
   const peak = status('VmHWM');
-  const bytes = model.parameters().reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1) * 2, 0);
-  console.log(JSON.stringify({ loadMs: ms, baselineBytes: baseline, peakOverBaselineBytes: peak - baseline, modelBytes: bytes, dtypes: [...new Set(model.parameters().map((p) => p.dtype))] }));
+  const numels = model.parameters().map((p) => p.shape.reduce((a, b) => a * b, 1));
+  const bytes = numels.reduce((s, n) => s + n * 2, 0);
+  console.log(JSON.stringify({ loadMs: ms, baselineBytes: baseline, peakOverBaselineBytes: peak - baseline, modelBytes: bytes, largestFp32TensorBytes: Math.max(...numels) * 4,
+    dtypes: [...new Set(model.parameters().map((p) => p.dtype))] }));
 }
 
 function child(args: string[]): Record<string, unknown> {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...args], { cwd: root, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  // A fixed mmap threshold: large tensors are mapped and unmapped as they come and go, so the
+  // resident size follows live memory instead of glibc's heap retaining freed blocks.
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' };
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...args], { cwd: root, env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`child ${args.join(' ')} failed:\n${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
@@ -146,7 +151,8 @@ if (values.child) {
   const modelBytes = load['modelBytes'] as number;
   const peak = load['peakOverBaselineBytes'] as number;
   console.log(`\nloading a float32 checkpoint (${(2 * modelBytes / GiB).toFixed(2)} GiB, 256 MB shards) into bf16: model ${(modelBytes / GiB).toFixed(3)} GiB, ` +
-    `peak above baseline ${(peak / GiB).toFixed(3)} GiB = ${(peak / modelBytes).toFixed(2)}x the bf16 model, ${(load['loadMs'] as number).toFixed(0)} ms, dtypes ${String(load['dtypes'])}`);
+    `peak above baseline ${(peak / GiB).toFixed(3)} GiB = ${(peak / modelBytes).toFixed(2)}x the bf16 model; beyond the model ${((peak - modelBytes) / 2 ** 20).toFixed(0)} MiB ` +
+    `(the largest float32 tensor, mapped while it is converted: ${((load['largestFp32TensorBytes'] as number) / 2 ** 20).toFixed(0)} MiB), ${(load['loadMs'] as number).toFixed(0)} ms, dtypes ${String(load['dtypes'])}`);
   mkdirSync(dirname(values.out!), { recursive: true });
   writeFileSync(values.out!, `${JSON.stringify({ steps, load }, null, 2)}\n`);
 }
