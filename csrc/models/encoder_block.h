@@ -53,6 +53,9 @@ class EncoderBlock : public modules::Module {
  public:
   EncoderBlock(const EncoderBlockConfig& config, const EncoderBlockNames& names, const modules::Init& init, const std::string& typeName);
   at::Tensor forward(const at::Tensor& x) const;
+  // Depends only on its input and its own parameters (dropout and drop-path draw from the
+  // default generators, which checkpointing replays).
+  bool checkpointable() const override { return true; }
 
  private:
   at::Tensor attention(const at::Tensor& x) const;

@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 
 #include "common/errors.h"
+#include "models/chunked_loss.h"
 #include "models/losses.h"
+#include "runtime/step_stage.h"
 
 namespace medtune::models {
 
@@ -168,13 +170,15 @@ at::Tensor LlamaDecoder::forward(const DecoderInput& in) {
   }
   bool causal = false;
   at::Tensor mask = buildMask(in.attentionMask, past, S, causal);
-  auto [cos, sin] = rope_->cosSin(positions, in.embeds.scalar_type());
+  at::Tensor cos, sin;
+  std::tie(cos, sin) = rope_->cosSin(positions, in.embeds.scalar_type());
   at::Tensor h = in.embeds;
   if (in.hiddenStates) in.hiddenStates->push_back(h);
   for (auto& layer : layers_) {
-    LlamaDecoderLayer& l = *layer;
+    const LlamaDecoderLayer* l = layer.get();
     KVCache* cache = in.cache;
-    h = modules::runLayer(l, h, [&](const at::Tensor& x) { return l.forward(x, cos, sin, mask, causal, cache); });
+    // By value: a checkpointed layer runs this again in the backward pass.
+    h = modules::runLayer(*layer, h, [l, cos, sin, mask, causal, cache](const at::Tensor& x) { return l->forward(x, cos, sin, mask, causal, cache); });
     if (in.hiddenStates) in.hiddenStates->push_back(h);
   }
   if (in.cache) in.cache->length = past + S;
@@ -199,13 +203,18 @@ at::Tensor LanguageModel::logits(const at::Tensor& hidden) const {
   return tied_ ? at::linear(hidden, decoder->embedWeight()) : head_->forward(hidden);
 }
 
-void LanguageModel::headAndLoss(const at::Tensor& hidden, const TensorMap& batch, const at::Tensor& labels, TensorMap& out) const {
+void LanguageModel::headAndLoss(const at::Tensor& hidden, const TensorMap& batch, const at::Tensor& labels, TensorMap& out, bool wantLogits) const {
+  stage::begin(stage::Stage::Loss);
+  at::Tensor n = batchTensor(batch, "num_items_in_batch");
+  const std::optional<at::Tensor> numItems = n.defined() ? std::optional<at::Tensor>(n) : std::nullopt;
+  const bool plainHead = tied_ || !head_->adapter() || head_->merged();
+  if (!wantLogits && labels.defined() && lossChunk_ > 0 && plainHead) {
+    out["loss"] = chunkedCausalLmLoss(hidden, tied_ ? decoder->embedWeight() : head_->weight, labels, numItems, lossChunk_);
+    return;
+  }
   at::Tensor logitsOut = logits(hidden);
   out["logits"] = logitsOut;
-  if (labels.defined()) {
-    at::Tensor n = batchTensor(batch, "num_items_in_batch");
-    out["loss"] = causalLmLoss(logitsOut, labels, n.defined() ? std::optional<at::Tensor>(n) : std::nullopt);
-  }
+  if (labels.defined()) out["loss"] = causalLmLoss(logitsOut, labels, numItems);
 }
 
 // ---- LlamaForCausalLM / MistralForCausalLM ------------------------------------------------------
@@ -230,7 +239,7 @@ class LlamaForCausalLM : public Model, public CausalLM {
     at::Tensor h = lm_.decoder->forward(in);
     out["last_hidden_state"] = h;
     for (size_t i = 0; i < hidden.size(); ++i) out["hidden_states." + std::to_string(i)] = hidden[i];
-    lm_.headAndLoss(h, batch, batchTensor(batch, "labels"), out);
+    lm_.headAndLoss(h, batch, batchTensor(batch, "labels"), out, options.logits);
     return out;
   }
 

@@ -57,6 +57,8 @@ class LlamaDecoderLayer : public modules::Module {
  public:
   LlamaDecoderLayer(const Spec& spec, const modules::Init& init, size_t index);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask, bool causal, KVCache* cache) const;
+  // Its input, its parameters, and rotary tables and masks that need no gradient.
+  bool checkpointable() const override { return true; }
 
  private:
   size_t index_;
@@ -97,10 +99,17 @@ class LanguageModel {
   at::Tensor logits(const at::Tensor& hidden) const;
   // logits, and loss when labels are given (transformers' ForCausalLMLoss). The one place the
   // LM head and the loss meet.
-  void headAndLoss(const at::Tensor& hidden, const TensorMap& batch, const at::Tensor& labels, TensorMap& out) const;
+  // With wantLogits false, the loss is computed in chunks of lossChunkTokens() tokens
+  // (models/chunked_loss.h) and no logits are returned, when the head is a plain matrix (no
+  // adapter on lm_head) and the chunk size is positive.
+  void headAndLoss(const at::Tensor& hidden, const TensorMap& batch, const at::Tensor& labels, TensorMap& out, bool wantLogits = true) const;
   bool isTiedKey(const std::string& name) const { return tied_ && name == headName_ + ".weight"; }
+  // Tokens per chunk of the chunked cross-entropy; 0 computes the loss from whole logits.
+  void setLossChunkTokens(int64_t n) { lossChunk_ = n; }
+  int64_t lossChunkTokens() const { return lossChunk_; }
 
  private:
+  int64_t lossChunk_ = 1024;
   bool tied_;
   std::string headName_;
   std::shared_ptr<modules::Linear> head_;

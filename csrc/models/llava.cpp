@@ -123,7 +123,7 @@ class Llava : public Model, public CausalLM {
     at::Tensor h = lm_.decoder->forward(in);
     out["last_hidden_state"] = h;
     for (size_t i = 0; i < hidden.size(); ++i) out["hidden_states." + std::to_string(i)] = hidden[i];
-    lm_.headAndLoss(h, batch, labels, out);
+    lm_.headAndLoss(h, batch, labels, out, options.logits);
     return out;
   }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "common/errors.h"
+#include "runtime/step_stage.h"
 
 namespace medtune::models {
 
@@ -20,6 +21,7 @@ at::Tensor causalLmLoss(const at::Tensor& logits, const at::Tensor& labels, cons
 }
 
 at::Tensor classificationLoss(const at::Tensor& logits, const at::Tensor& labels, const std::string& problemType, int64_t numLabels) {
+  stage::begin(stage::Stage::Loss);
   std::string type = problemType;
   if (type.empty()) {
     if (numLabels == 1) type = "regression";

@@ -22,6 +22,10 @@ using TensorMap = std::map<std::string, at::Tensor>;
 
 struct ForwardOptions {
   bool outputHiddenStates = false;  // adds hidden_states.0 .. hidden_states.N
+  // false: the caller needs the loss only (training and evaluation steps), so a language model
+  // may compute it in chunks without materialising logits (LanguageModel::setLossChunkTokens);
+  // `logits` is then absent from the output.
+  bool logits = true;
 };
 
 class CausalLM;

@@ -10,11 +10,14 @@
 #include "common/handle.h"
 #include "common/registry.h"
 #include "models/checkpoint.h"
+#include "models/llama.h"
 #include "models/model.h"
 #include "models/model_ops.h"
 #include "modules/layers.h"
 #include "runtime/autocast.h"
 #include "runtime/compute_queue.h"
+#include "runtime/step_stage.h"
+#include "train/oom_guard.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor_box.h"
 
@@ -254,19 +257,51 @@ Napi::Value modelForwardAsync(const Napi::CallbackInfo& info) {
   if (a.has(2)) {
     Napi::Object o = a.object(2);
     options.outputHiddenStates = o.Has("outputHiddenStates") && o.Get("outputHiddenStates").ToBoolean().Value();
+    if (o.Has("logits") && o.Get("logits").IsBoolean()) options.logits = o.Get("logits").As<Napi::Boolean>().Value();
     if (o.Has("grad") && o.Get("grad").IsBoolean()) grad = o.Get("grad").As<Napi::Boolean>().Value();
   }
   auto guard = std::make_shared<BusyGuard>(model);
   return computeQueue(info.Env()).submit(info.Env(), [guard, batch, options, grad]() -> Finisher {
     Model& m = *guard->model;
     at::AutoGradMode gradMode(grad.value_or(at::GradMode::is_enabled()));
-    c10::Device device = modelDevice(m);
-    TensorMap onDevice;
-    for (const auto& [k, t] : batch) onDevice[k] = t.device() == device ? t : t.to(device);
-    runtime::AutocastScope autocast(device.type(), m.computeDType);
-    auto out = std::make_shared<TensorMap>(m.forward(onDevice, options));
+    // An out-of-memory error names its stage (the gradients belong to the caller: kept).
+    auto out = train::guardStep(m, train::GuardOptions{"forward pass", false}, [&] {
+      stage::beginMicroBatch(0, 1, batch);
+      c10::Device device = modelDevice(m);
+      TensorMap onDevice;
+      for (const auto& [k, t] : batch) onDevice[k] = t.device() == device ? t : t.to(device);
+      runtime::AutocastScope autocast(device.type(), m.computeDType);
+      stage::begin(stage::Stage::Forward);
+      return std::make_shared<TensorMap>(m.forward(onDevice, options));
+    });
     return [out](Napi::Env env) -> Napi::Value { return tensorMapToJs(env, *out); };
   });
+}
+
+// modelSetMemoryOptions(handle, { gradientCheckpointing?, lossChunkTokens? })
+//   -> { checkpointedLayers, lossChunkTokens } (lossChunkTokens null for models without an LM head)
+Napi::Value modelSetMemoryOptions(const Napi::CallbackInfo& info) {
+  Args a(info, "setMemoryOptions");
+  auto model = unwrapModel(a, 0);
+  ensureIdle(*model, "setMemoryOptions()");
+  Napi::Object o = a.has(1) ? a.object(1) : Napi::Object::New(info.Env());
+  Napi::Env env = info.Env();
+  Napi::Value gc = o.Get("gradientCheckpointing");
+  if (!gc.IsUndefined() && !gc.IsBoolean()) throw ArgumentError("setMemoryOptions(): gradientCheckpointing must be a boolean");
+  Napi::Value chunk = o.Get("lossChunkTokens");
+  if (!chunk.IsUndefined() && (!chunk.IsNumber() || chunk.As<Napi::Number>().DoubleValue() < 0 ||
+                               chunk.As<Napi::Number>().DoubleValue() != static_cast<double>(chunk.As<Napi::Number>().Int64Value()))) {
+    throw ArgumentError("setMemoryOptions(): lossChunkTokens must be a whole number >= 0 (0: whole logits)");
+  }
+  CausalLM* lm = model->causalLM();
+  if (gc.IsBoolean()) model->setCheckpointing(gc.As<Napi::Boolean>().Value());
+  if (chunk.IsNumber() && lm) lm->languageModel().setLossChunkTokens(chunk.As<Napi::Number>().Int64Value());
+  int64_t checkpointed = 0;
+  model->visitModules("", [&](const std::string&, modules::Module& m) { checkpointed += m.checkpointed() ? 1 : 0; });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("checkpointedLayers", static_cast<double>(checkpointed));
+  out.Set("lossChunkTokens", lm ? Napi::Value(Napi::Number::New(env, static_cast<double>(lm->languageModel().lossChunkTokens()))) : env.Null());
+  return out;
 }
 
 // modelSetTraining(handle, flag)
@@ -394,6 +429,7 @@ void registerModelOps(Napi::Env env, Napi::Object exports) {
   defineFunction<modelSetRequiresGrad>(env, exports, "modelSetRequiresGrad");
   defineFunction<modelForwardAsync>(env, exports, "modelForwardAsync");
   defineFunction<modelSetTraining>(env, exports, "modelSetTraining");
+  defineFunction<modelSetMemoryOptions>(env, exports, "modelSetMemoryOptions");
   defineFunction<modelTraining>(env, exports, "modelTraining");
   defineFunction<modelAttachAdapter>(env, exports, "modelAttachAdapter");
   defineFunction<modelDetachAdapter>(env, exports, "modelDetachAdapter");

@@ -1,5 +1,10 @@
 #include "modules/module.h"
 
+#include <c10/core/GradMode.h>
+
+#include "modules/activation_checkpoint.h"
+#include "runtime/step_stage.h"
+
 namespace medtune::modules {
 
 const char* kindName(Kind kind) {
@@ -79,7 +84,18 @@ void Module::initializeAll(double std, at::Generator& generator) {
   for (auto& [path, child] : children_) child->initializeAll(std, generator);
 }
 
+int64_t Module::setCheckpointing(bool on) {
+  int64_t n = 0;
+  visitModules("", [&](const std::string&, Module& m) {
+    m.checkpointed_ = on && m.checkpointable();
+    n += m.checkpointed_ ? 1 : 0;
+  });
+  return n;
+}
+
 at::Tensor runLayer(Module& layer, const at::Tensor& hidden, const std::function<at::Tensor(const at::Tensor&)>& body) {
+  const int64_t index = stage::enterLayer(partName(layer.part()), layer.typeName());
+  if (layer.checkpointed() && at::GradMode::is_enabled()) return checkpointLayer(layer, index, hidden, body);
   return body(hidden);
 }
 

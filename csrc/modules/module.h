@@ -58,6 +58,12 @@ class Module {
 
   void setTraining(bool training);
   bool training() const { return training_; }
+  // Activation checkpointing (runLayer): only layers that declare themselves checkpointable (their
+  // body depends on the layer input, their own parameters and tensors that need no gradient)
+  // take the flag; setCheckpointing returns how many layers of this subtree did.
+  virtual bool checkpointable() const { return false; }
+  bool checkpointed() const { return checkpointed_; }
+  int64_t setCheckpointing(bool on);
   // The checkpoint loader's hook for a tensor whose shape differs from this module's parameter
   // *slot: return it adapted to the parameter's shape and say what was done in `note` (position
   // embeddings interpolated to another image size), or nullopt to refuse (a shape error).
@@ -90,6 +96,7 @@ class Module {
   bool training_ = false;
 
  private:
+  bool checkpointed_ = false;
   struct Slot {
     std::string name;
     at::Tensor* tensor;
@@ -103,7 +110,9 @@ class Module {
 };
 
 // Runs one transformer layer (a vision block or a decoder layer). Every family's layer loop goes
-// through this one function, so per-layer activation checkpointing plugs in here.
+// through this one function: it records which layer runs (for out-of-memory messages) and, for a
+// checkpointed layer under grad mode, runs it through activation checkpointing
+// (modules/activation_checkpoint.h), which keeps `body` until the backward pass: capture by value.
 at::Tensor runLayer(Module& layer, const at::Tensor& hidden, const std::function<at::Tensor(const at::Tensor&)>& body);
 
 // How modules allocate their parameters: uninitialised storage of this dtype on this device

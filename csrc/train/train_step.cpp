@@ -47,7 +47,9 @@
 #include "optim/optimizer_handle.h"
 #include "runtime/autocast.h"
 #include "runtime/compute_queue.h"
+#include "runtime/step_stage.h"
 #include "tensor/tensor_box.h"
+#include "train/oom_guard.h"
 
 namespace medtune::train {
 
@@ -191,17 +193,22 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
   at::Tensor scale = o.scaler ? o.scaler->scale : at::Tensor();
   at::Tensor lossSum;
   for (size_t i = 0; i < batches.size(); ++i) {
+    stage::beginMicroBatch(i, window.size(), window[i]);
     TensorMap& batch = batches[i];
     if (o.scaling == LossScaling::Tokens) batch["num_items_in_batch"] = numItemsOnDevice;
     at::Tensor loss;
     {
       // torch.autocast around the forward only; backward replays its dtypes outside it.
       runtime::AutocastScope autocast(device.type(), model.computeDType);
-      TensorMap out = model.forward(batch, models::ForwardOptions{});
+      stage::begin(stage::Stage::Forward);
+      models::ForwardOptions forward;
+      forward.logits = false;  // the loss is all a step needs: language models chunk it (no logits)
+      TensorMap out = model.forward(batch, forward);
       auto it = out.find("loss");
       TORCH_CHECK(it != out.end() && it->second.defined(), "the model returned no loss: does the batch have 'labels'?");
       loss = o.scaling == LossScaling::Tokens ? it->second : it->second / k;
     }
+    stage::begin(stage::Stage::Backward);
     // GradScaler.scale(loss): loss * scale, in float32.
     (scale.defined() ? loss.to(at::kFloat) * scale.to(loss.device()) : loss).backward();
     at::Tensor detached = loss.detach().to(at::kFloat);
@@ -212,6 +219,7 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
   r.forwardBackwardMs = msSince(t0);
   auto t1 = std::chrono::steady_clock::now();
 
+  stage::begin(stage::Stage::Optimizer);
   std::lock_guard<std::mutex> lock(opt.mutex());
   // The optimizer's parameters in the model's order: clip_grad_norm_(model.parameters()) stacks
   // the per-tensor norms in that order, and so does this, bit for bit.
@@ -376,7 +384,8 @@ Napi::Value trainStepAsync(const Napi::CallbackInfo& info) {
   StepOptions options = readOptions(a, 3);
   auto guard = std::make_shared<models::BusyGuard>(model);
   return computeQueue(info.Env()).submit(info.Env(), [guard, opt, window = std::move(window), options]() -> Finisher {
-    StepResult r = runStep(*guard->model, *opt, window, options);
+    // An out-of-memory error anywhere in the step names its stage and leaves the model usable.
+    StepResult r = guardStep(*guard->model, GuardOptions{"training step", true}, [&] { return runStep(*guard->model, *opt, window, options); });
     return [r](Napi::Env env) -> Napi::Value {
       Napi::Object o = r.host.empty() ? Napi::Object::New(env) : statsToJs(env, r.host.data());
       if (r.host.empty()) o.Set("stats", wrapTensor(env, r.stats));

@@ -28,6 +28,25 @@ export interface ModelOptions {
   seed?: number;
   /** Standard deviation of that initialisation (default: the config's initializer_range, else 0.02). */
   initStd?: number;
+  /** Activation checkpointing per transformer layer (Model.setMemoryOptions). Default false. */
+  gradientCheckpointing?: boolean;
+  /** Tokens per chunk of a language model's chunked training loss, 0 = whole logits (Model.setMemoryOptions). Default 1024. */
+  lossChunkTokens?: number;
+}
+
+/** Applies the memory options given at load / create time. */
+function withMemoryOptions(model: Model, opts: ModelOptions): Model {
+  if (opts.gradientCheckpointing === undefined && opts.lossChunkTokens === undefined) return model;
+  try {
+    model.setMemoryOptions({
+      ...(opts.gradientCheckpointing !== undefined ? { gradientCheckpointing: opts.gradientCheckpointing } : {}),
+      ...(opts.lossChunkTokens !== undefined ? { lossChunkTokens: opts.lossChunkTokens } : {}),
+    });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return model;
 }
 
 export interface LoadOptions extends ModelOptions {
@@ -137,7 +156,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   const sources = [...checkpoint.files.map((p) => ({ path: p, prefix: '' })), ...resolved.extraSources];
   const out = await addon().modelLoadAsync(resolved.spec, sources, { ...nativeOptions(config, opts), mmap: opts.mmap ?? false });
   const generationPath = join(dir, 'generation_config.json');
-  return new Model({
+  return withMemoryOptions(new Model({
     handle: out.model,
     config,
     generationConfig: existsSync(generationPath) ? readConfigFile(generationPath) : null,
@@ -145,7 +164,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     spec: resolved.spec,
     architecture: resolved.architecture,
     loadReport: loadReport(out, resolved),
-  });
+  }), opts);
 }
 
 async function loadWeightsFile(file: string, opts: LoadOptions): Promise<Model> {
@@ -176,7 +195,7 @@ async function loadWeightsFile(file: string, opts: LoadOptions): Promise<Model> 
       ? { path: file, prefix: '', names: [...tensors.keys()], tensors: [...tensors.values()].map((t) => t.handle) }
       : { path: file, prefix: '' };
     const out = await addon().modelLoadAsync(resolved.spec, [source], { ...nativeOptions(config, opts), mmap: !tensors && (opts.mmap ?? false) });
-    return new Model({ handle: out.model, config, spec: resolved.spec, architecture: resolved.architecture, loadReport: loadReport(out, resolved) });
+    return withMemoryOptions(new Model({ handle: out.model, config, spec: resolved.spec, architecture: resolved.architecture, loadReport: loadReport(out, resolved) }), opts);
   } finally {
     if (tensors) for (const t of tensors.values()) t.dispose();
   }
@@ -191,5 +210,5 @@ export async function createModel(config: ConfigObject, opts: ModelOptions = {})
   if (typeof config !== 'object' || config === null) throw new ModelConfigError('createModel(): config must be an object like config.json');
   const resolved = resolveModel(config, 'createModel() config', { dir: null, keys: null, visionTower: null });
   const handle = await addon().modelCreateAsync(resolved.spec, nativeOptions(config, opts));
-  return new Model({ handle, config: { ...config }, spec: resolved.spec, architecture: resolved.architecture, loadReport: { unexpected: [], initialized: [] } });
+  return withMemoryOptions(new Model({ handle, config: { ...config }, spec: resolved.spec, architecture: resolved.architecture, loadReport: { unexpected: [], initialized: [] } }), opts);
 }

@@ -70,6 +70,30 @@ export interface ForwardOptions {
   outputHiddenStates?: boolean;
   /** Record the autograd graph (default: the grad mode in force at the call). */
   grad?: boolean;
+  /**
+   * false: only the loss is wanted (a training or evaluation step), so a language model computes
+   * it in chunks of tokens without materialising the logits (see setMemoryOptions) and returns no
+   * `logits`. Default true.
+   */
+  logits?: boolean;
+}
+
+/** Memory-saving settings of a model (setMemoryOptions). */
+export interface MemoryOptions {
+  /**
+   * Activation (gradient) checkpointing per transformer layer (LLaMA/Mistral decoder layers,
+   * CLIP / ViT / BLIP vision blocks): a layer keeps only its input in the forward pass and is
+   * recomputed in the backward pass. Same losses and gradients, about one extra forward pass of
+   * compute, activation memory of one layer instead of all. BERT text layers (BLIP) are not
+   * checkpointed.
+   */
+  gradientCheckpointing?: boolean;
+  /**
+   * Language models: tokens per chunk of the chunked cross-entropy used when only the loss is
+   * wanted (training steps, `forward(..., { logits: false })`); 0 computes whole logits. Default
+   * 1024: the [tokens, vocab] float32 logits never exist whole.
+   */
+  lossChunkTokens?: number;
 }
 
 /** Batch tensors by HF forward argument name: input_ids, attention_mask, pixel_values, labels ... */
@@ -254,6 +278,17 @@ export class Model implements Tracked {
       seed: opts.seed ?? null,
     });
     return { sequences: Tensor.fromHandle(out.sequences), tokens: Tensor.fromHandle(out.tokens) };
+  }
+
+  /**
+   * Sets memory options (see MemoryOptions); returns what is in force: how many layers are
+   * checkpointed and the loss chunk size (null for models without a language-model head).
+   */
+  setMemoryOptions(opts: MemoryOptions): { checkpointedLayers: number; lossChunkTokens: number | null } {
+    if (opts.lossChunkTokens !== undefined && !(Number.isSafeInteger(opts.lossChunkTokens) && opts.lossChunkTokens >= 0)) {
+      throw new TypeError(`lossChunkTokens must be a whole number >= 0 (0: whole logits), got ${opts.lossChunkTokens}`);
+    }
+    return addon().modelSetMemoryOptions(this.handle, opts);
   }
 
   /** Dropout (and drop-path) on (true) or off. Models load in eval mode, as from_pretrained does. */

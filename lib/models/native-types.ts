@@ -76,7 +76,8 @@ export interface ModelsAddon extends SafetensorsAddon {
   modelModules(model: ModelHandle): NativeModuleInfo[];
   modelParameter(model: ModelHandle, name: string): TensorHandle;
   modelSetRequiresGrad(model: ModelHandle, names: string[] | null, flag: boolean): number;
-  modelForwardAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options?: { outputHiddenStates?: boolean; grad?: boolean }): Promise<Record<string, TensorHandle>>;
+  modelForwardAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options?: { outputHiddenStates?: boolean; grad?: boolean; logits?: boolean }): Promise<Record<string, TensorHandle>>;
+  modelSetMemoryOptions(model: ModelHandle, options: { gradientCheckpointing?: boolean; lossChunkTokens?: number }): { checkpointedLayers: number; lossChunkTokens: number | null };
   modelGenerateAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options: NativeGenerateOptions): Promise<{ sequences: TensorHandle; tokens: TensorHandle }>;
   modelDecodeAsync(model: ModelHandle, batch: Record<string, TensorHandle>, options: NativeDecodeOptions): Promise<{ sequences: TensorHandle; scores: TensorHandle | null }>;
   modelSetTraining(model: ModelHandle, flag: boolean): void;

@@ -42,6 +42,10 @@ export interface TrainConfig {
   saveEvery: number | null;
   /** How many checkpoint-<step> directories to keep (oldest removed first). */
   keepCheckpoints: number;
+  /** Activation checkpointing per transformer layer (recompute in backward: less memory, ~1/3 more compute). */
+  gradientCheckpointing: boolean;
+  /** Language models: tokens per chunk of the chunked cross-entropy (no whole logits); 0 = whole logits. */
+  lossChunkTokens: number;
   out: string;
   /** JSONL step log (default <out>/train_log.jsonl). */
   log: string | null;
@@ -88,6 +92,8 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'out'> = {
   evalBatchSize: null,
   saveEvery: null,
   keepCheckpoints: 2,
+  gradientCheckpointing: false,
+  lossChunkTokens: 1024,
   log: null,
   logEvery: 1,
   mixedPrecision: true,
@@ -129,6 +135,8 @@ export function resolveTrainConfig(partial: Partial<TrainConfig> & { out: string
   if (!(c.warmup >= 0) || !Number.isFinite(c.warmup)) throw new TrainConfigError(`warmup must be a number of steps (>= 1) or a fraction (< 1), got ${c.warmup}`);
   if (!(c.maxGradNorm >= 0)) throw new TrainConfigError(`max grad norm must be non-negative (0 disables clipping), got ${c.maxGradNorm}`);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new TrainConfigError(`seed must be a non-negative whole number, got ${c.seed}`);
+  if (typeof c.gradientCheckpointing !== 'boolean') throw new TrainConfigError(`gradient checkpointing must be true or false, got ${String(c.gradientCheckpointing)}`);
+  if (!Number.isSafeInteger(c.lossChunkTokens) || c.lossChunkTokens < 0) throw new TrainConfigError(`loss chunk size must be a whole number of tokens >= 0 (0: whole logits), got ${c.lossChunkTokens}`);
   if (c.optimizer === 'sgd' && c.nesterov && c.momentum <= 0) throw new TrainConfigError('nesterov needs a momentum > 0');
   return c;
 }

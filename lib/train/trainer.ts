@@ -151,7 +151,7 @@ export async function evaluateLoss(model: Model, data: TrainDataset, batchSize: 
       const indices = Array.from({ length: Math.min(batchSize, data.size - i) }, (_, k) => i + k);
       const batch = await data.batch(indices);
       try {
-        const out = await model.forward(batch, { grad: false });
+        const out = await model.forward(batch, { grad: false, logits: false });
         try {
           const loss = out['loss'];
           if (!loss) throw new Error('the model returned no loss on the validation set: does it have labels?');
@@ -189,6 +189,8 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
   const perEpoch = stepsPerEpoch(data.size, c.batchSize, c.gradAccum, c.dropLast);
   if (perEpoch === 0) throw new Error(`the training set has ${data.size} examples, fewer than one batch of ${c.batchSize} (with drop-last)`);
   const totalSteps = c.steps ?? c.epochs! * perEpoch;
+  const memory = model.setMemoryOptions({ gradientCheckpointing: c.gradientCheckpointing, lossChunkTokens: c.lossChunkTokens });
+  if (c.gradientCheckpointing && memory.checkpointedLayers === 0) print('note: gradient checkpointing is on but this model has no layers it applies to');
 
   // Mixed precision before the optimizer: it must hold the float32 masters.
   const mixed: MixedPrecision = c.mixedPrecision ? setupMixedPrecision(model) : setupMixedPrecision(model, 'off');
@@ -327,6 +329,10 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
           next = step < totalSteps ? (windows.next().value as WindowRef) : null;
           ready = next ? prepare(data, next) : Promise.resolve([]);
           result = await pending;
+        } catch (err) {
+          // An out-of-memory step left the weights as they were (csrc/train/oom_guard.h): say which step.
+          if ((err as { code?: string }).code === 'MEDTUNE_OUT_OF_MEMORY') (err as Error).message = `step ${step}: ${(err as Error).message}`;
+          throw err;
         } finally {
           batches.forEach(disposeBatch);
         }

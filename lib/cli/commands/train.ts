@@ -54,6 +54,8 @@ export const TRAIN_FLAGS = {
   'eval-batch-size': { type: 'string' },
   'save-every': { type: 'string' },
   'keep-checkpoints': { type: 'string' },
+  'gradient-checkpointing': { type: 'boolean' },
+  'loss-chunk-size': { type: 'string' },
   resume: { type: 'string' },
   out: { type: 'string' },
   log: { type: 'string' },
@@ -122,6 +124,10 @@ ${Object.entries(METHOD_FLAGS).map(([k, f]) => `  ${`--${k}${f.type === 'string'
                          under autocast; fp16 adds dynamic loss scaling (torch.amp.GradScaler's rules)
   --no-mixed-precision   with --dtype bf16|fp16: train the half-precision weights directly instead
   --device D             cpu | cuda | cuda:N (default cpu)
+  --gradient-checkpointing  recompute each transformer layer in the backward pass instead of
+                         keeping its activations (less memory for ~1/3 more compute; same results)
+  --loss-chunk-size N    language models: compute the LM head + cross-entropy N tokens at a time,
+                         never the whole [tokens, vocab] logits (default 1024; 0 = whole logits)
   --no-shuffle           batches follow file order
   --drop-last            skip an epoch's last incomplete batch`;
 
@@ -191,6 +197,8 @@ export function parseTrainArgs(argv: string[], extra: Record<string, { type: 'st
   set('log', s('log'));
   set('logEvery', integer('log-every', s('log-every')));
   if (flags['no-mixed-precision']) config.mixedPrecision = false;
+  if (flags['gradient-checkpointing']) config.gradientCheckpointing = true;
+  set('lossChunkTokens', integer('loss-chunk-size', s('loss-chunk-size')));
 
   const method: Record<string, unknown> = { method: s('method') ?? 'full' };
   for (const key of Object.keys(METHOD_FLAGS)) if (flags[key] !== undefined) method[key] = flags[key];
