@@ -55,6 +55,10 @@ struct StepResult {
   double tokens = -1, supervisedTokens = -1;  // -1: the batches have no attention_mask / labels
   bool finite = true;
   double forwardBackwardMs = 0, optimizerMs = 0;
+  // When runStep began and ended on the steady clock (CLOCK_MONOTONIC, the clock of Node's
+  // process.hrtime), in ms: the caller subtracts its own timestamps to see the dispatch overhead
+  // (argument reading and queue wake-up before, hand-off back to JavaScript after).
+  double startedAtMs = 0, endedAtMs = 0;
 };
 
 int64_t batchSize(const TensorMap& batch) {
@@ -69,6 +73,10 @@ int64_t batchSize(const TensorMap& batch) {
 
 double msSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double clockMs(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
 }
 
 StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vector<TensorMap>& window, const StepOptions& o) {
@@ -156,6 +164,8 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
   if (tokens.defined()) r.tokens = v[next++];
   if (numItems.defined()) r.supervisedTokens = v[next++];
   r.optimizerMs = msSince(t1);
+  r.startedAtMs = clockMs(t0);
+  r.endedAtMs = clockMs(std::chrono::steady_clock::now());
   return r;
 }
 
@@ -186,7 +196,7 @@ StepOptions readOptions(const Args& a, size_t i) {
 
 // trainStepAsync(model, optimizer, microBatches: {name: Tensor}[], { lrs, maxGradNorm,
 //   lossScaling: 'tokens' | 'batches' }) -> Promise<{ loss, gradNorm, samples, tokens?,
-//   supervisedTokens?, finite, forwardBackwardMs, optimizerMs }>
+//   supervisedTokens?, finite, forwardBackwardMs, optimizerMs, startedAtMs, endedAtMs }>
 Napi::Value trainStepAsync(const Napi::CallbackInfo& info) {
   Args a(info, "trainStep");
   auto model = models::unwrapModel(a, 0);
@@ -225,6 +235,8 @@ Napi::Value trainStepAsync(const Napi::CallbackInfo& info) {
       o.Set("finite", r.finite);
       o.Set("forwardBackwardMs", r.forwardBackwardMs);
       o.Set("optimizerMs", r.optimizerMs);
+      o.Set("startedAtMs", r.startedAtMs);
+      o.Set("endedAtMs", r.endedAtMs);
       return o;
     };
   });

@@ -31,8 +31,29 @@ interface StepAddon {
     optimizer: OptimizerHandle,
     microBatches: Record<string, TensorHandle>[],
     options: { lrs: number[]; maxGradNorm: number; lossScaling: 'tokens' | 'batches' },
-  ): Promise<{ loss: number; gradNorm: number; samples: number; tokens?: number; supervisedTokens?: number; finite: boolean; forwardBackwardMs: number; optimizerMs: number }>;
+  ): Promise<{
+    loss: number; gradNorm: number; samples: number; tokens?: number; supervisedTokens?: number; finite: boolean; forwardBackwardMs: number; optimizerMs: number;
+    startedAtMs: number; endedAtMs: number;
+  }>;
 }
+
+/**
+ * Where one step's time went, for benchmarks (scripts/bench): the native step's own split, and
+ * four instants on the monotonic clock (ms; process.hrtime's clock and the native steady_clock):
+ * the trainStepAsync call, the native step's start and end on the compute queue's thread, and the
+ * loop resuming with the result. startedAtMs - calledAtMs is argument reading plus the queue's
+ * wake-up; resumedAtMs - endedAtMs is the hand-off back to the event loop.
+ */
+export interface StepTiming {
+  forwardBackwardMs: number;
+  optimizerMs: number;
+  calledAtMs: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  resumedAtMs: number;
+}
+
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 export interface TrainerOptions {
   model: Model;
@@ -51,8 +72,8 @@ export interface TrainerOptions {
   parameterReport?: (model: Model) => string;
   /** Recorded in training_config.json next to the resolved settings (model, data, method ...). */
   describe?: Record<string, unknown>;
-  /** Called after every optimizer step with its log record. */
-  onStep?: (record: StepRecord) => void;
+  /** Called after every optimizer step with its log record and where the step's time went. */
+  onStep?: (record: StepRecord, timing: StepTiming) => void;
 }
 
 export interface TrainResult {
@@ -240,13 +261,17 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
         const step = state.global_step + 1;
         const lrs = schedule.lrs(state.global_step);
         let result;
+        let calledAtMs = 0;
+        let resumedAtMs = 0;
         let next: WindowRef | null = null;
         try {
+          calledAtMs = monotonicMs();
           const pending = stepAddon.trainStepAsync(model.handle, optimizer.handle, batches.map(handlesOf), { lrs, maxGradNorm: c.maxGradNorm, lossScaling: data.lossScaling });
           // While the native step runs, the event loop collates the next window.
           next = step < totalSteps ? (windows.next().value as WindowRef) : null;
           ready = next ? prepare(data, next) : Promise.resolve([]);
           result = await pending;
+          resumedAtMs = monotonicMs();
         } finally {
           batches.forEach(disposeBatch);
         }
@@ -266,14 +291,17 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
           type: 'train', step, epoch: epochOfStep + 1, loss: result.loss, lr: lrs[0]!, grad_norm: result.gradNorm, samples: result.samples,
           ...(result.tokens !== undefined ? { tokens: result.tokens } : {}),
           ...(result.supervisedTokens !== undefined ? { supervised_tokens: result.supervisedTokens } : {}),
-          step_ms: Math.round(stepMs * 100) / 100,
+          step_ms: Math.round(stepMs * 1000) / 1000,
+          native_ms: Math.round((result.forwardBackwardMs + result.optimizerMs) * 1000) / 1000,
           samples_per_s: result.samples / (stepMs / 1000),
           ...(result.tokens !== undefined ? { tokens_per_s: result.tokens / (stepMs / 1000) } : {}),
         };
         losses.push(result.loss);
         state.last_log = record as unknown as Record<string, unknown>;
         log.write(record);
-        opts.onStep?.(record);
+        opts.onStep?.(record, {
+          forwardBackwardMs: result.forwardBackwardMs, optimizerMs: result.optimizerMs, calledAtMs, startedAtMs: result.startedAtMs, endedAtMs: result.endedAtMs, resumedAtMs,
+        });
         progress.step({
           step, totalSteps, epoch: epochOfStep + 1, loss: result.loss, lr: lrs[0]!, gradNorm: result.gradNorm,
           samplesPerS: record.samples_per_s, ...(record.tokens_per_s !== undefined ? { tokensPerS: record.tokens_per_s } : {}),
