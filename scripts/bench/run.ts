@@ -10,7 +10,7 @@
 // ffn, attn, lora, full, applied as `medtune train --method` does) on ViT and LLaVA configs with
 // the dispatch overhead (time per step outside the native step), greedy generation with a KV
 // cache, checkpoint loading (fresh processes) and the image pipeline. --quick runs the tiny
-// models and small files only (a smoke run, ~1 minute).
+// models and small files only (a smoke run).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
