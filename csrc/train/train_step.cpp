@@ -88,6 +88,10 @@ struct StepResult {
   at::Tensor stats;  // float64 [kStatCount] on the model's device
   std::vector<double> host;  // stats read back (read = true)
   double forwardBackwardMs = 0, optimizerMs = 0;
+  // When runStep began and ended on the steady clock (CLOCK_MONOTONIC, the clock of Node's
+  // process.hrtime), in ms: the caller subtracts its own timestamps to see the dispatch overhead
+  // (argument reading and queue wake-up before, hand-off back to JavaScript after).
+  double startedAtMs = 0, endedAtMs = 0;
 };
 
 int64_t batchSize(const TensorMap& batch) {
@@ -158,6 +162,10 @@ at::Tensor unscaleGradients(const std::vector<at::Tensor>& params, const at::Ten
     if (!found.is_same(foundInf)) foundInf.add_(found.to(foundInf.device()));
   }
   return foundInf;
+}
+
+double clockMs(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
 }
 
 StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vector<TensorMap>& window, const StepOptions& o) {
@@ -282,6 +290,8 @@ StepResult runStep(models::Model& model, optim::Optimizer& opt, const std::vecto
     r.host.assign(host.data_ptr<double>(), host.data_ptr<double>() + kStatCount);
   }
   r.optimizerMs = msSince(t1);
+  r.startedAtMs = clockMs(t0);
+  r.endedAtMs = clockMs(std::chrono::steady_clock::now());
   return r;
 }
 
@@ -355,7 +365,7 @@ Napi::Object statsToJs(Napi::Env env, const double* v) {
 // trainStepAsync(model, optimizer, microBatches: {name: Tensor}[], { lrs, maxGradNorm,
 //   lossScaling: 'tokens' | 'batches', read?, stopFlag?, scaler? }) -> Promise<{ loss, gradNorm,
 //   finite, applied, lossScale?, tokens?, supervisedTokens?, samples, forwardBackwardMs,
-//   optimizerMs }>; with read: false the numbers stay on the device: { stats: Tensor, samples,
+//   optimizerMs, startedAtMs, endedAtMs }>; with read: false the numbers stay on the device: { stats: Tensor, samples,
 //   forwardBackwardMs, optimizerMs } (readStepStatsAsync reads many at once).
 Napi::Value trainStepAsync(const Napi::CallbackInfo& info) {
   Args a(info, "trainStep");
@@ -392,6 +402,8 @@ Napi::Value trainStepAsync(const Napi::CallbackInfo& info) {
       o.Set("samples", static_cast<double>(r.samples));
       o.Set("forwardBackwardMs", r.forwardBackwardMs);
       o.Set("optimizerMs", r.optimizerMs);
+      o.Set("startedAtMs", r.startedAtMs);
+      o.Set("endedAtMs", r.endedAtMs);
       return o;
     };
   });

@@ -6,7 +6,7 @@ export { buildParamGroups, isNoDecay, layerId, countLayers, NO_DECAY_RULES, type
 export { resolveTrainConfig, DEFAULT_TRAIN_CONFIG, TrainConfigError, type TrainConfig, type TaskName, type OptimizerName, type TrainDType } from './config.ts';
 export { TensorFileDataset, datasetFromLoader, type TrainDataset, type LossScaling, type ItemLoader } from './dataset.ts';
 export { epochOrder, microBatches, accumulationWindows, stepsPerEpoch } from './data-order.ts';
-export { train, buildOptimizer, evaluateLoss, trainableParameterLine, TrainingDivergedError, TRAINING_CONFIG_FILE, MAX_CONSECUTIVE_SKIPPED_STEPS, type TrainerOptions, type TrainResult } from './trainer.ts';
+export { train, buildOptimizer, evaluateLoss, trainableParameterLine, TrainingDivergedError, TRAINING_CONFIG_FILE, MAX_CONSECUTIVE_SKIPPED_STEPS, type TrainerOptions, type TrainResult, type StepTiming } from './trainer.ts';
 export {
   saveCheckpoint, loadCheckpoint, readTrainerState, listCheckpoints, pruneCheckpoints, checkpointDir, trainableTensorsIO, CheckpointError,
   TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE, TRAINER_STATE_FILE, type TrainerState, type TrainedWeightsIO,

@@ -19,7 +19,14 @@ export interface StepRecord {
   loss_scale?: number;
   /** fp16: the loss scaler skipped this step's update (inf/NaN gradients); the schedule did not advance. */
   skipped?: boolean;
+  /** Wall time of the step as the event loop sees it (awaiting the batch, the native call, the result). */
   step_ms: number;
+  /**
+   * Time inside the native step (forward, backward, clipping, update; steady_clock in
+   * csrc/train/train_step.cpp). step_ms - native_ms is what the step costs outside libtorch's
+   * work: the N-API call, the compute-queue hand-off and this loop.
+   */
+  native_ms: number;
   samples_per_s: number;
   tokens_per_s?: number;
 }

@@ -51,12 +51,30 @@ interface StepAddon {
       lrs: number[]; maxGradNorm: number; lossScaling: 'tokens' | 'batches'; read: boolean; stopFlag: TensorHandle | null;
       scaler: ReturnType<GradScalerState['stepOptions']> | null;
     },
-  ): Promise<Partial<StepNumbers> & { stats?: TensorHandle; samples: number; forwardBackwardMs: number; optimizerMs: number }>;
+  ): Promise<Partial<StepNumbers> & { stats?: TensorHandle; samples: number; forwardBackwardMs: number; optimizerMs: number; startedAtMs: number; endedAtMs: number }>;
   readStepStatsAsync(stats: TensorHandle[]): Promise<StepNumbers[]>;
 }
 
 /** fp16: a run stops when the loss scaler has skipped this many optimizer steps in a row. */
 export const MAX_CONSECUTIVE_SKIPPED_STEPS = 50;
+
+/**
+ * Where one step's time went, for benchmarks (scripts/bench): the native step's own split, and
+ * four instants on the monotonic clock (ms; process.hrtime's clock and the native steady_clock):
+ * the trainStepAsync call, the native step's start and end on the compute queue's thread, and the
+ * loop resuming with the result. startedAtMs - calledAtMs is argument reading plus the queue's
+ * wake-up; resumedAtMs - endedAtMs is the hand-off back to the event loop.
+ */
+export interface StepTiming {
+  forwardBackwardMs: number;
+  optimizerMs: number;
+  calledAtMs: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  resumedAtMs: number;
+}
+
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 export interface TrainerOptions {
   model: Model;
@@ -75,8 +93,8 @@ export interface TrainerOptions {
   parameterReport?: (model: Model) => string;
   /** Recorded in training_config.json next to the resolved settings (model, data, method ...). */
   describe?: Record<string, unknown>;
-  /** Called after every optimizer step with its log record. */
-  onStep?: (record: StepRecord) => void;
+  /** Called after every optimizer step with its log record and where the step's time went. */
+  onStep?: (record: StepRecord, timing: StepTiming) => void;
 }
 
 export interface TrainResult {
@@ -263,15 +281,15 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
     let current = windows.next().value as WindowRef;
     let ready = prepare(data, current);
     // Steps whose numbers are still on the device (read: false), oldest first.
-    let unread: { step: number; epoch: number; lr: number; samples: number; stats: Tensor }[] = [];
+    let unread: { step: number; epoch: number; lr: number; samples: number; timing: StepTiming; stats: Tensor }[] = [];
     let groupStart = performance.now();
     let skippedSteps = 0;
     let consecutiveSkips = 0;
     const schedulerStep = (): number => state.scheduler_step ?? state.global_step;
 
     // Turns read-back numbers into log records, in step order; stops at the first non-finite step.
-    const account = (steps: { step: number; epoch: number; lr: number; samples: number; n: StepNumbers }[], groupMs: number): void => {
-      for (const { step, epoch, lr, samples, n } of steps) {
+    const account = (steps: { step: number; epoch: number; lr: number; samples: number; timing: StepTiming; n: StepNumbers }[], groupMs: number): void => {
+      for (const { step, epoch, lr, samples, timing, n } of steps) {
         if (scaler) {
           if (!n.applied) {
             skippedSteps++;
@@ -293,14 +311,15 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
           ...(n.supervisedTokens !== undefined ? { supervised_tokens: n.supervisedTokens } : {}),
           ...(n.lossScale !== undefined ? { loss_scale: n.lossScale } : {}),
           ...(scaler && !n.applied ? { skipped: true } : {}),
-          step_ms: Math.round(stepMs * 100) / 100,
+          step_ms: Math.round(stepMs * 1000) / 1000,
+          native_ms: Math.round((timing.forwardBackwardMs + timing.optimizerMs) * 1000) / 1000,
           samples_per_s: samples / (stepMs / 1000),
           ...(n.tokens !== undefined ? { tokens_per_s: n.tokens / (stepMs / 1000) } : {}),
         };
         losses.push(n.loss);
         state.last_log = record as unknown as Record<string, unknown>;
         log.write(record);
-        opts.onStep?.(record);
+        opts.onStep?.(record, timing);
         progress.step({
           step, totalSteps, epoch, loss: n.loss, lr, gradNorm: n.gradNorm,
           samplesPerS: record.samples_per_s, ...(record.tokens_per_s !== undefined ? { tokensPerS: record.tokens_per_s } : {}),
@@ -320,8 +339,11 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
         const saveHere = Boolean(c.saveEvery && step % c.saveEvery === 0 && step < totalSteps);
         const read = scaler !== null || step % c.logEvery === 0 || step === totalSteps || evalHere || saveHere;
         let result;
+        let calledAtMs = 0;
+        let resumedAtMs = 0;
         let next: WindowRef | null = null;
         try {
+          calledAtMs = monotonicMs();
           const pending = stepAddon.trainStepAsync(model.handle, optimizer.handle, batches.map(handlesOf), {
             lrs, maxGradNorm: c.maxGradNorm, lossScaling: data.lossScaling, read, stopFlag: stopFlag?.handle ?? null, scaler: scaler?.stepOptions() ?? null,
           });
@@ -329,6 +351,7 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
           next = step < totalSteps ? (windows.next().value as WindowRef) : null;
           ready = next ? prepare(data, next) : Promise.resolve([]);
           result = await pending;
+          resumedAtMs = monotonicMs();
         } catch (err) {
           // An out-of-memory step left the weights as they were (csrc/train/oom_guard.h): say which step.
           if ((err as { code?: string }).code === 'MEDTUNE_OUT_OF_MEMORY') (err as Error).message = `step ${step}: ${(err as Error).message}`;
@@ -343,7 +366,10 @@ export async function train(opts: TrainerOptions): Promise<TrainResult> {
         state.epoch = next ? next.epoch : current.epoch;
         state.windows_done_in_epoch = next ? next.index : current.index + 1;
         if (next) current = next;
-        const entry = { step, epoch: epochOfStep + 1, lr: lrs[0]!, samples: result.samples };
+        const timing: StepTiming = {
+          forwardBackwardMs: result.forwardBackwardMs, optimizerMs: result.optimizerMs, calledAtMs, startedAtMs: result.startedAtMs, endedAtMs: result.endedAtMs, resumedAtMs,
+        };
+        const entry = { step, epoch: epochOfStep + 1, lr: lrs[0]!, samples: result.samples, timing };
         if (!read) {
           unread.push({ ...entry, stats: Tensor.fromHandle(result.stats!) });
           state.scheduler_step = schedulerStep() + 1;  // no scaler: every step counts

@@ -13,7 +13,8 @@ import { CheckpointError, listCheckpoints } from '../../lib/train/checkpoint.ts'
 import { resolveTrainConfig, type TrainConfig } from '../../lib/train/config.ts';
 import { datasetFromLoader, TensorFileDataset } from '../../lib/train/dataset.ts';
 import { LineProgress, silentProgress, TerminalProgress } from '../../lib/train/progress.ts';
-import { train, TrainingDivergedError } from '../../lib/train/trainer.ts';
+import { train, TrainingDivergedError, type StepTiming } from '../../lib/train/trainer.ts';
+import type { StepRecord } from '../../lib/train/step-log.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medtune-trainer-'));
@@ -95,6 +96,32 @@ describe('trainer', () => {
     reloaded.dispose();
     assert.deepEqual(Object.keys(trained.tensors).sort(), [...names].sort());
     for (const t of Object.values(trained.tensors)) t.dispose();
+  });
+
+  it('times each step: native_ms is the native step\'s own split, inside step_ms; the instants share one clock, in causal order', async () => {
+    const model = await loadModel(modelDir);
+    const data = await TensorFileDataset.open(dataFile);
+    const seen: { record: StepRecord; timing: StepTiming }[] = [];
+    try {
+      model.setRequiresGrad('all', true);
+      await train({
+        model, train: data, config: resolveTrainConfig({ ...base, steps: 4, out: join(tmp, 'timing') }), progress: silentProgress, print: () => {},
+        onStep: (record, timing) => seen.push({ record, timing }),
+      });
+    } finally {
+      data.dispose();
+      model.dispose();
+    }
+    assert.equal(seen.length, 4);
+    for (const { record, timing: t } of seen) {
+      const native = t.forwardBackwardMs + t.optimizerMs;
+      assert.ok(Math.abs(record.native_ms - native) <= 0.001, `native_ms ${record.native_ms} is forward/backward + optimizer ${native}`);
+      assert.ok(record.native_ms > 0 && record.native_ms <= record.step_ms, `native ${record.native_ms} ms within the step's ${record.step_ms} ms`);
+      // process.hrtime and the native steady_clock are the same monotonic clock: the call comes
+      // before the native step starts, its end before the loop resumes.
+      assert.ok(t.calledAtMs <= t.startedAtMs && t.startedAtMs < t.endedAtMs && t.endedAtMs <= t.resumedAtMs, JSON.stringify(t));
+      assert.ok(t.endedAtMs - t.startedAtMs >= native - 1e-6, `the native step's span ${t.endedAtMs - t.startedAtMs} ms holds its parts ${native} ms`);
+    }
   });
 
   it('resuming from a checkpoint continues the uninterrupted trajectory exactly', async () => {
