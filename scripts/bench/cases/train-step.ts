@@ -48,7 +48,11 @@ export async function medtuneTrainRound(c: TrainStepCase): Promise<MedtuneRound>
       model, train: data, progress: silentProgress, print: () => {}, weights: setup.weights,
       config: resolveTrainConfig({
         steps: c.warmup + c.steps, batchSize: c.batch, lr: 1e-4, weightDecay: 0.01, noDecay: 'none', schedule: 'constant', maxGradNorm: 1,
-        shuffle: false, out: join(BENCH_CACHE, 'runs', `${c.group}-${c.method}`.replace(/[^\w.-]+/g, '_')),
+        shuffle: false,
+        // MEDTUNE_BENCH_LOSS_CHUNK=0 measures the whole-logits loss instead of the chunked default
+        // (the chunked loss recomputes the LM head in backward: memory traded for compute).
+        ...(process.env['MEDTUNE_BENCH_LOSS_CHUNK'] !== undefined ? { lossChunkTokens: Number(process.env['MEDTUNE_BENCH_LOSS_CHUNK']) } : {}),
+        out: join(BENCH_CACHE, 'runs', `${c.group}-${c.method}`.replace(/[^\w.-]+/g, '_')),
       }),
       onStep: (s, split) => {
         const now = performance.now();
