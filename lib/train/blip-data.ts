@@ -13,7 +13,7 @@ import { loadTokenizer } from '../data/text/tokenizer.ts';
 import type { ConversationExample, ReportExample } from '../data/types.ts';
 import type { Batch, Model } from '../models/model.ts';
 import { imageRootFor } from './data-files.ts';
-import { datasetFromLoader, type LossScaling, type TrainDataset } from './dataset.ts';
+import { datasetFromLoader, LoaderBackedDataset, type LossScaling, type TrainDataset } from './dataset.ts';
 
 export interface BlipDataOptions extends BlipTextOptions {
   /** Folder the dataset's image paths are relative to (default: the data file's folder, then its images/). */
@@ -27,9 +27,9 @@ export interface BlipDataOptions extends BlipTextOptions {
   view?: number;
 }
 
-export class BlipDataset implements TrainDataset {
+export class BlipDataset extends LoaderBackedDataset {
   readonly lossScaling: LossScaling;
-  private readonly inner: TrainDataset;
+  protected readonly inner: TrainDataset;
 
   private constructor(
     readonly file: string,
@@ -40,6 +40,7 @@ export class BlipDataset implements TrainDataset {
     lossScaling: LossScaling,
     view: number,
   ) {
+    super();
     this.lossScaling = lossScaling;
     const description = `${examples.length} ${task === 'vqa' ? 'questions' : 'reports'} from ${file}`;
     // The trainer chooses the indices; the loaders' batch size and order are not used.
@@ -65,17 +66,5 @@ export class BlipDataset implements TrainDataset {
     };
     const scaling: LossScaling = data.task === 'vqa' && spec.decoderLoss === 'blip' ? 'batches' : 'tokens';
     return new BlipDataset(file, data.task, data.result.examples, text, pipeline, scaling, opts.view ?? 0);
-  }
-
-  get size(): number {
-    return this.examples.length;
-  }
-
-  batch(indices: readonly number[]): Promise<Batch> {
-    return Promise.resolve(this.inner.batch(indices));
-  }
-
-  describe(): string {
-    return this.inner.describe();
   }
 }

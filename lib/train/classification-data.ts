@@ -12,8 +12,8 @@ import { classificationLoader } from '../data/pipelines.ts';
 import type { ClassificationExample } from '../data/types.ts';
 import type { VitSpec } from '../models/families/vit.ts';
 import type { Batch, Model } from '../models/model.ts';
-import { checkImages, exampleError, imageRootFor, skippedSummary } from './data-files.ts';
-import { datasetFromLoader, type LossScaling, type TrainDataset } from './dataset.ts';
+import { checkImages, exampleError, imageRootFor, SKIP_BAD_HINT, skippedSummary } from './data-files.ts';
+import { datasetFromLoader, LoaderBackedDataset, type LossScaling, type TrainDataset } from './dataset.ts';
 
 export interface ClassificationDataOptions {
   modelDir?: string | null;
@@ -88,9 +88,9 @@ function classifierPreprocessor(spec: VitSpec, modelDir: string | null): { prepr
   return found;
 }
 
-export class ClassificationDataset implements TrainDataset {
+export class ClassificationDataset extends LoaderBackedDataset {
   readonly lossScaling: LossScaling = 'batches';
-  private readonly inner: TrainDataset;
+  protected readonly inner: TrainDataset;
 
   private constructor(
     readonly file: string,
@@ -100,6 +100,7 @@ export class ClassificationDataset implements TrainDataset {
     inner: (description: string) => TrainDataset,
     source: string,
   ) {
+    super();
     const left = skipped.length ? `, ${skipped.length} skipped` : '';
     this.inner = inner(`${examples.length} images with ${labelNames.length} labels from ${file} (images: ${source}${left})`);
   }
@@ -129,23 +130,11 @@ export class ClassificationDataset implements TrainDataset {
       try {
         return await loader.loadItem(item);
       } catch (err) {
-        if (err instanceof DataError) throw exampleError(item[0], `${err.reason}${skipBad ? '' : ' (--skip-bad checks every image first and leaves such examples out)'}`);
+        if (err instanceof DataError) throw exampleError(item[0], `${err.reason}${skipBad ? '' : SKIP_BAD_HINT}`);
         throw err;
       }
     };
     const perItem = { items: loader.items, loadItem, collate: loader.collate };
     return new ClassificationDataset(file, labelNames, examples, skipped, (d) => datasetFromLoader(perItem, 'batches', d), source);
-  }
-
-  get size(): number {
-    return this.examples.length;
-  }
-
-  batch(indices: readonly number[]): Promise<Batch> {
-    return Promise.resolve(this.inner.batch(indices));
-  }
-
-  describe(): string {
-    return this.inner.describe();
   }
 }

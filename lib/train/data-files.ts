@@ -9,6 +9,9 @@ import { DataError, type SkippedRecord } from '../data/errors.ts';
 import { decodeImage } from '../data/image/decode.ts';
 import type { SourceRef } from '../data/types.ts';
 
+/** Appended to a bad-example error when --skip-bad was not given. */
+export const SKIP_BAD_HINT = ' (--skip-bad checks every image first and leaves such examples out)';
+
 export function imageRootFor(file: string, images: string | null | undefined): string {
   if (images) return images;
   const beside = join(dirname(file), 'images');

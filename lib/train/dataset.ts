@@ -85,6 +85,28 @@ export class TensorFileDataset implements TrainDataset {
 }
 
 /**
+ * A dataset whose batches come from an inner TrainDataset (usually datasetFromLoader's); the
+ * subclass keeps what it knows of its examples (file, task, skipped records) beside it.
+ */
+export abstract class LoaderBackedDataset implements TrainDataset {
+  abstract readonly lossScaling: LossScaling;
+  protected abstract readonly inner: TrainDataset;
+  abstract readonly examples: readonly unknown[];
+
+  get size(): number {
+    return this.examples.length;
+  }
+
+  batch(indices: readonly number[]): Promise<Batch> {
+    return Promise.resolve(this.inner.batch(indices));
+  }
+
+  describe(): string {
+    return this.inner.describe();
+  }
+}
+
+/**
  * The shape of a per-item loader (lib/data's PrefetchLoader has it): the items, an async load of
  * one item (decode, preprocess, tokenize) and a collate of loaded items into a batch.
  */

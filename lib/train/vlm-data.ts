@@ -11,8 +11,8 @@ import { loadTokenizer, type TextTokenizer } from '../data/text/tokenizer.ts';
 import { VlmExampleBuilder, type PromptFormat } from '../data/text/vlm-examples.ts';
 import type { ConversationExample } from '../data/types.ts';
 import type { Batch, Model } from '../models/model.ts';
-import { checkImages, exampleError, imageRootFor, skippedSummary } from './data-files.ts';
-import { datasetFromLoader, type LossScaling, type TrainDataset } from './dataset.ts';
+import { checkImages, exampleError, imageRootFor, SKIP_BAD_HINT, skippedSummary } from './data-files.ts';
+import { datasetFromLoader, LoaderBackedDataset, type LossScaling, type TrainDataset } from './dataset.ts';
 import { type ConvTemplateChoice, llavaImageTokens, llavaPreprocessor, llavaPromptFormat, llavaSpecOf } from './llava-inputs.ts';
 
 export interface VlmDataOptions {
@@ -38,9 +38,9 @@ function padIdOf(tokenizer: TextTokenizer, model: Model): number {
   return tokenizer.idOf('pad') ?? tokenizer.idOf('unk') ?? llavaSpecOf(model).padTokenId ?? 0;
 }
 
-export class VlmDataset implements TrainDataset {
+export class VlmDataset extends LoaderBackedDataset {
   readonly lossScaling: LossScaling = 'tokens';
-  private readonly inner: TrainDataset;
+  protected readonly inner: TrainDataset;
 
   private constructor(
     readonly file: string,
@@ -51,6 +51,7 @@ export class VlmDataset implements TrainDataset {
     inner: (description: string) => TrainDataset,
     preprocessorSource: string,
   ) {
+    super();
     const prompt = format.kind === 'chat-template' ? 'chat template' : `conversation template ${format.template}`;
     const left = skipped.length ? `, ${skipped.length} skipped` : '';
     this.inner = inner(`${examples.length} conversations from ${file} (${prompt}; images: ${preprocessorSource}${left})`);
@@ -101,23 +102,11 @@ export class VlmDataset implements TrainDataset {
       try {
         return await loader.loadItem(e);
       } catch (err) {
-        if (err instanceof DataError && !err.reason.startsWith('example ')) throw new DataError(err.location, `example '${e.id}': ${err.reason}${skipBad ? '' : ' (--skip-bad checks every image first and leaves such examples out)'}`);
+        if (err instanceof DataError && !err.reason.startsWith('example ')) throw new DataError(err.location, `example '${e.id}': ${err.reason}${skipBad ? '' : SKIP_BAD_HINT}`);
         throw err;
       }
     };
     const perItem = { items: loader.items, loadItem, collate: loader.collate };
     return new VlmDataset(file, examples, builder, format, skipped, (d) => datasetFromLoader(perItem, 'tokens', d), source);
-  }
-
-  get size(): number {
-    return this.examples.length;
-  }
-
-  batch(indices: readonly number[]): Promise<Batch> {
-    return Promise.resolve(this.inner.batch(indices));
-  }
-
-  describe(): string {
-    return this.inner.describe();
   }
 }
