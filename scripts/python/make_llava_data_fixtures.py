@@ -19,6 +19,8 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
                           LlavaProcessor, PreTrainedTokenizerFast)
 
+from make_tokenizers import LLAVA15_TEMPLATE
+
 CORPUS = [
     "Is there a pleural effusion? Yes.",
     "Is the heart enlarged? No, the cardiac silhouette is normal.",
@@ -30,16 +32,7 @@ CORPUS = [
     "USER: ASSISTANT: describe the image",
 ] * 3
 
-# llava-hf/llava-1.5-7b-hf's template: content as typed parts, images first, no bos_token.
-LLAVA15_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
-    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
-    "{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}"
-    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}"
-    "{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
+# llava-hf/llava-1.5-7b-hf's chat template (content as typed parts, images first, no bos_token).
 
 
 def make_tokenizer():

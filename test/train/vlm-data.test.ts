@@ -50,7 +50,7 @@ async function writeImage(dir: string, [name, w, h, channels]: (typeof IMAGES)[n
 }
 
 before(async () => {
-  modelDir = join(cachedFixture('llava-data', 'make_llava_data_fixtures.py'), 'llava');
+  modelDir = join(cachedFixture('llava-data', 'make_llava_data_fixtures.py', [], { dependsOn: ['make_tokenizers.py'] }), 'llava');
   mkdirSync(images, { recursive: true });
   for (const [i, spec] of IMAGES.entries()) await writeImage(images, spec, i);
   writeFileSync(dataFile, JSON.stringify(RECORDS, null, 1));
